@@ -1,0 +1,5 @@
+"""Allow ``python -m climdiff``."""
+
+from climdiff.cli import main
+
+main()

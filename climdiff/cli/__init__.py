@@ -1,0 +1,71 @@
+"""The `climdiff` command: a thin shell over library functions.
+
+Every command validates its input and calls the library; user errors
+(:class:`~climdiff.errors.ClimdiffError`) become one line on stderr and a non-zero exit status.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Annotated
+
+import typer
+
+from climdiff import __version__
+from climdiff.cli import data
+from climdiff.errors import ClimdiffError
+
+app = typer.Typer(
+    name="climdiff",
+    help="Discriminator-guided diffusion emulator of time-consistent daily fields.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"climdiff {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """climdiff: data -> train -> emulate -> evaluate."""
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None, line=None) -> None:  # noqa: ANN001
+    print(f"climdiff: warning: {message}", file=sys.stderr)
+
+
+def main() -> None:
+    """Entry point: run the app, turning user errors and interrupts into clean exits."""
+    warnings.showwarning = _show_warning  # one line per warning, no source excerpt
+    try:
+        app(standalone_mode=False)
+    except ClimdiffError as err:
+        print(f"climdiff: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        print(
+            "climdiff: interrupted; everything committed so far is kept: "
+            "re-run the same command to resume",
+            file=sys.stderr,
+        )
+        sys.exit(130)
+    except typer.Exit as done:
+        sys.exit(done.exit_code)
+    except typer.TyperException as err:  # usage errors: bad option values, unknown commands
+        show = getattr(err, "show", None)
+        if show is not None:
+            show()
+        else:
+            print(f"climdiff: error: {err}", file=sys.stderr)
+        sys.exit(getattr(err, "exit_code", 2))

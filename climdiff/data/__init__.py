@@ -1,0 +1,1 @@
+"""Data stage: solvers and importers that write training stores, and training access to them."""

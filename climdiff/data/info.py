@@ -1,0 +1,68 @@
+"""A readable (or JSON) summary of a training store: `climdiff data info`."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import cftime
+import numpy as np
+import xarray as xr
+
+from climdiff.data.store import STORE_ATTR, read_header
+from climdiff.errors import StoreError
+
+
+def _date(value: float, units: str, calendar: str) -> str:
+    return cftime.num2date(value, units, calendar=calendar).isoformat()
+
+
+def describe_training_store(path: Path) -> dict[str, Any]:
+    """Everything a user asks first about a store, as plain JSON-able values."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path} does not exist")
+    if read_header(path) is None:
+        raise StoreError(f"{path} is not a climdiff store")
+    # Times are decoded by hand: xarray cannot decode an empty cftime axis (a run in spin-up).
+    ds = xr.open_zarr(str(path), consolidated=True, decode_times=False)
+    meta = dict(ds.attrs[STORE_ATTR])
+    config = meta["config"]
+    frames = int(ds.sizes["time"])
+    info: dict[str, Any] = {
+        "path": str(path),
+        "kind": meta["kind"],
+        "format_version": meta["format_version"],
+        "climdiff_version": meta["climdiff_version"],
+        "complete": meta["complete"],
+        "frames": frames,
+        "frames_target": config.get("frames", frames),
+        "grid": {dim: int(ds.sizes[dim]) for dim in ("y", "x") if dim in ds.sizes},
+        "config": config,
+    }
+    if frames:
+        times = ds["time"]
+        units, calendar = times.attrs["units"], times.attrs["calendar"]
+        info["time"] = {
+            "first": _date(times.values[0], units, calendar),
+            "last": _date(times.values[-1], units, calendar),
+            "calendar": calendar,
+        }
+    for key in ("variable", "split", "stats"):
+        if key in meta:
+            info[key] = meta[key]
+    if frames and "injection" in ds:
+        injection = ds["injection"].values
+        residual = ds["budget_residual"].values
+        eps = float(config["solver"]["eps"])
+        se = float(np.std(injection, ddof=1) / math.sqrt(frames)) if frames > 1 else float("nan")
+        info["energy_budget"] = {
+            "eps": eps,
+            "injection_mean": float(injection.mean()),
+            "injection_standard_error": se,
+            "mean_abs_residual": float(np.abs(residual).mean()),
+            "mean_abs_residual_over_eps": float(np.abs(residual).mean() / eps),
+            "energy_mean": float(ds["energy"].values.mean()),
+        }
+    return info

@@ -1,0 +1,158 @@
+"""Training access to a store: standardised frames, consecutive windows and offset pairs.
+
+* :class:`FrameSource` - one split's frames, standardised with the training statistics stored
+  in the data (held in memory when they fit, read lazily from Zarr otherwise);
+* :class:`ConsecutiveWindows` - ``(x^{n-1}, x^n, x^{n+1})`` stacks for the VDM;
+* :class:`OffsetPairs` - the discriminator's examples: two clean conditioning days and a
+  candidate that is the true next day (label 1) or a real day at a wrong offset ``l != 1``
+  (label 0), classes balanced.
+
+Every item is a tensor of shape ``(frames, channels, H, W)``, oldest frame first.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from torch.utils.data import Dataset
+
+from climdiff.data.store import open_training_store
+from climdiff.errors import ClimdiffError
+
+DEFAULT_MEMORY_CAP = 4 * 2**30
+
+
+class FrameSource(Dataset):
+    """Standardised frames ``(x - mean) / std`` of one split, each of shape (C, H, W)."""
+
+    def __init__(self, path: Path | str, split: str = "train", *, memory_cap: int = DEFAULT_MEMORY_CAP) -> None:
+        ds = open_training_store(path)
+        meta: dict[str, Any] = ds.attrs["climdiff"]
+        if split not in meta["split"]:
+            raise ClimdiffError(f"unknown split {split!r} (use one of {', '.join(meta['split'])})")
+        self.path = Path(path)
+        self.split = split
+        self.variable: str = meta["variable"]
+        self.units: str = meta["units"]
+        self.calendar: str = meta["calendar"]
+        self.grid: dict[str, Any] = meta["grid"]
+        self.store_config: dict[str, Any] = {"kind": meta["kind"], **meta["config"]}
+        self.start, self.stop = meta["split"][split]
+        stats = meta["stats"][self.variable]
+        self.mean = float(stats["mean"])
+        self.std = float(stats["std"])
+        field = ds[self.variable]
+        self.shape = tuple(field.shape[1:])
+        self.channels = 1 if field.ndim == 3 else int(field.shape[1])
+        self._memory: np.ndarray | None = None
+        self._lazy = zarr.open_array(str(self.path / self.variable), mode="r")
+        nbytes = (self.stop - self.start) * int(np.prod(self.shape)) * 4
+        if nbytes <= memory_cap:
+            self._memory = self._standardise(self._lazy[self.start : self.stop])
+
+    def _standardise(self, values: np.ndarray) -> np.ndarray:
+        return ((values.astype(np.float32) - self.mean) / self.std).astype(np.float32)
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def frame(self, index: int) -> np.ndarray:
+        """Frame ``index`` of the split (0-based), standardised, shape (C, H, W)."""
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        values = self._memory[index] if self._memory is not None else self._standardise(self._lazy[self.start + index])
+        return values[None] if values.ndim == 2 else values
+
+    def frames(self, indices: list[int]) -> torch.Tensor:
+        """Frames at ``indices`` stacked to (len(indices), C, H, W)."""
+        return torch.from_numpy(np.stack([self.frame(i) for i in indices]))
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.frame(index))
+
+    def destandardise(self, x: torch.Tensor) -> torch.Tensor:
+        """Back to physical units."""
+        return x * self.std + self.mean
+
+
+class ConsecutiveWindows(Dataset):
+    """Windows of ``length`` consecutive frames; item ``i`` starts at frame ``i``."""
+
+    def __init__(self, source: FrameSource, length: int = 3) -> None:
+        if len(source) < length:
+            raise ClimdiffError(
+                f"the {source.split} split of {source.path} has {len(source)} frames; "
+                f"windows need at least {length}"
+            )
+        self.source = source
+        self.length = length
+
+    def __len__(self) -> int:
+        return len(self.source) - self.length + 1
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.source.frames(list(range(index, index + self.length)))
+
+
+def offset_distribution(n: int, length: int, std: float) -> tuple[np.ndarray, np.ndarray]:
+    """Allowed wrong offsets ``l`` for conditioning day ``n`` and their probabilities.
+
+    ``l`` is a normal around 1 with standard deviation ``std``, rounded to an integer,
+    conditioned on ``l != 1`` and on ``n + l`` lying inside the split. Conditioning is what
+    "redraw until valid" gives, computed exactly so sampling is bounded and reproducible.
+    """
+    reach = int(math.ceil(8 * std)) + 1
+    offsets = np.arange(max(-n, 1 - reach), min(length - 1 - n, 1 + reach) + 1)
+    offsets = offsets[offsets != 1]
+    cdf = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
+    probs = cdf((offsets - 0.5) / std) - cdf((offsets - 1.5) / std)
+    return offsets, probs / probs.sum()
+
+
+class OffsetPairs(Dataset):
+    """Discriminator examples ``(x^{n-1}, x^n, candidate)`` with a label.
+
+    Item ``2j`` is a positive (candidate = x^{n+1}) and item ``2j+1`` a negative
+    (candidate = x^{n+l}, ``l`` from :func:`offset_distribution`) for ``n = j + 1``, so classes
+    are exactly balanced. Negatives are drawn from a generator seeded by (seed, epoch, index):
+    reproducible whatever the number of loader workers; :meth:`set_epoch` varies them per epoch.
+    """
+
+    def __init__(self, source: FrameSource, *, std: float = 2.0, seed: int = 0) -> None:
+        if len(source) < 3:
+            raise ClimdiffError(
+                f"the {source.split} split of {source.path} has {len(source)} frames; the discriminator needs at least 3"
+            )
+        if std <= 0:
+            raise ClimdiffError(f"offset std must be positive, got {std}")
+        self.source = source
+        self.std = std
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return 2 * (len(self.source) - 2)
+
+    def offset(self, index: int) -> int:
+        """The candidate's offset from x^n for item ``index`` (1 for positives)."""
+        n = index // 2 + 1
+        if index % 2 == 0:
+            return 1
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        offsets, probs = offset_distribution(n, len(self.source), self.std)
+        return int(rng.choice(offsets, p=probs))
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        n = index // 2 + 1
+        offset = self.offset(index)
+        window = self.source.frames([n - 1, n, n + offset])
+        label = torch.tensor(1.0 if offset == 1 else 0.0)
+        return window, label, offset

@@ -1,0 +1,99 @@
+"""Training access: standardised frames, consecutive windows, discriminator offset pairs."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs, offset_distribution
+from climdiff.errors import ClimdiffError, StoreError
+
+
+def test_frames_are_standardised_with_training_statistics(turbulence_store: Path) -> None:
+    train = FrameSource(turbulence_store, "train")
+    assert len(train) == 24
+    values = train.frames(list(range(len(train)))).double().numpy()
+    assert values.shape == (24, 1, 32, 32)
+    assert values.mean() == pytest.approx(0.0, abs=1e-5)
+    assert values.std() == pytest.approx(1.0, rel=1e-5)
+    raw = xr.open_zarr(turbulence_store)["vorticity"].values
+    np.testing.assert_allclose(train.destandardise(train[3]).numpy()[0], raw[3], rtol=1e-5, atol=1e-5)
+
+
+def test_lazy_and_in_memory_access_agree(turbulence_store: Path) -> None:
+    eager = FrameSource(turbulence_store, "validation")
+    lazy = FrameSource(turbulence_store, "validation", memory_cap=0)
+    assert lazy._memory is None and eager._memory is not None
+    for i in (0, 3, len(eager) - 1):
+        np.testing.assert_array_equal(eager[i].numpy(), lazy[i].numpy())
+    raw = xr.open_zarr(turbulence_store)["vorticity"].values
+    np.testing.assert_allclose(eager.destandardise(eager[0]).numpy()[0], raw[24], rtol=1e-5, atol=1e-5)
+
+
+def test_consecutive_windows_are_consecutive(turbulence_store: Path) -> None:
+    source = FrameSource(turbulence_store, "train")
+    windows = ConsecutiveWindows(source, length=3)
+    assert len(windows) == 22
+    w = windows[5]
+    assert w.shape == (3, 1, 32, 32)
+    for j in range(3):
+        np.testing.assert_array_equal(w[j].numpy(), source[5 + j].numpy())
+
+
+def test_offset_pairs_are_balanced_and_never_the_true_next_day(turbulence_store: Path) -> None:
+    source = FrameSource(turbulence_store, "train")
+    pairs = OffsetPairs(source, std=2.0, seed=3)
+    labels, offsets = [], []
+    for epoch in range(20):
+        pairs.set_epoch(epoch)
+        for i in range(len(pairs)):
+            offset = pairs.offset(i)
+            n = i // 2 + 1
+            assert 0 <= n + offset < len(source)
+            labels.append(offset == 1)
+            offsets.append(offset)
+    assert np.mean(labels) == 0.5
+    negatives = Counter(o for o in offsets if o != 1)
+    assert negatives[0] > 0 and negatives[-1] > 0 and negatives[2] > 0 and negatives[3] > 0
+    window, label, offset = pairs[1]
+    np.testing.assert_array_equal(window[0].numpy(), source[0].numpy())
+    np.testing.assert_array_equal(window[1].numpy(), source[1].numpy())
+    np.testing.assert_array_equal(window[2].numpy(), source[1 + offset].numpy())
+    assert float(label) == 0.0
+
+
+def test_offsets_follow_the_truncated_discretised_normal() -> None:
+    offsets, probs = offset_distribution(n=50, length=200, std=2.0)
+    assert 1 not in offsets and probs.sum() == pytest.approx(1.0)
+    # far from the edges: P(l) proportional to P(round(N(1, 2)) = l); l = 0 and l = 2 equally likely
+    p = dict(zip(offsets.tolist(), probs.tolist(), strict=True))
+    assert p[0] == pytest.approx(p[2]) and p[-1] == pytest.approx(p[3])
+    assert p[0] > p[-1] > p[-2]
+    # at the start of a split only offsets that stay inside are possible
+    edge, _ = offset_distribution(n=1, length=200, std=2.0)
+    assert edge.min() == -1
+    rng = np.random.default_rng(0)
+    draws = rng.choice(offsets, size=40_000, p=probs)
+    assert np.mean(draws == 0) == pytest.approx(p[0], abs=0.01)
+
+
+def test_same_seed_same_negatives(turbulence_store: Path) -> None:
+    source = FrameSource(turbulence_store, "train")
+    a, b = OffsetPairs(source, seed=1), OffsetPairs(source, seed=1)
+    assert [a.offset(i) for i in range(len(a))] == [b.offset(i) for i in range(len(b))]
+    c = OffsetPairs(source, seed=2)
+    assert [a.offset(i) for i in range(len(a))] != [c.offset(i) for i in range(len(c))]
+
+
+def test_bad_access_is_refused(turbulence_store: Path, tmp_path: Path) -> None:
+    with pytest.raises(ClimdiffError, match="unknown split"):
+        FrameSource(turbulence_store, "holdout")
+    with pytest.raises(StoreError, match="does not exist"):
+        FrameSource(tmp_path / "missing.zarr")
+    (tmp_path / "junk").mkdir()
+    with pytest.raises(StoreError, match="not a climdiff store"):
+        FrameSource(tmp_path / "junk")
