@@ -1,0 +1,108 @@
+"""EDM preconditioning and training loss (Karras et al. 2022, sections 5 and B.6).
+
+The denoiser wraps any backbone F(x, c_noise):
+
+    D(x; sigma) = c_skip(sigma) x + c_out(sigma) F(c_in(sigma) x, c_noise(sigma))
+
+    c_skip = sd^2 / (sigma^2 + sd^2)      c_out = sigma sd / sqrt(sigma^2 + sd^2)
+    c_in   = 1 / sqrt(sigma^2 + sd^2)     c_noise = ln(sigma) / 4
+
+with sd = sigma_data, the standard deviation of the (transformed) training data. They make the
+network's input and training target unit-variance at every noise level. The same wrapper is the
+IDM (``cond_channels=0``) and the VDM baseline (``cond_channels > 0``): there the clean
+conditioning frames are concatenated to c_in x as extra input channels and are *not* scaled,
+since they carry no noise.
+
+The loss draws ln(sigma) ~ N(P_mean, P_std^2) and weights the squared error by
+w(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1 / c_out^2, which makes the effective target of F
+unit-variance at every sigma.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def per_sample_sigma(sigma: torch.Tensor | float, x: torch.Tensor) -> torch.Tensor:
+    """Sigma as a (B, 1, 1, 1) tensor in ``x``'s dtype and device, from a scalar, (B,) or (B,1,1,1)."""
+    sigma = torch.as_tensor(sigma, dtype=x.dtype, device=x.device).reshape(-1, 1, 1, 1)
+    if sigma.shape[0] not in (1, x.shape[0]):
+        raise ValueError(f"sigma has {sigma.shape[0]} values for a batch of {x.shape[0]}")
+    return sigma.expand(x.shape[0], 1, 1, 1)
+
+
+def edm_coefficients(
+    sigma: torch.Tensor, sigma_data: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(c_skip, c_out, c_in, c_noise) of EDM's preconditioning, elementwise in ``sigma``."""
+    var = sigma**2 + sigma_data**2
+    c_skip = sigma_data**2 / var
+    c_out = sigma * sigma_data / var.sqrt()
+    c_in = 1.0 / var.sqrt()
+    c_noise = sigma.log() / 4.0
+    return c_skip, c_out, c_in, c_noise
+
+
+def edm_loss_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
+    """w(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2, elementwise."""
+    return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
+
+
+class EDMPrecond(nn.Module):
+    """D(x; sigma[, cond]) around a backbone F(x, c_noise); the IDM, or the VDM when conditional.
+
+    The backbone must take ``channels + cond_channels`` input channels and return ``channels``.
+    """
+
+    def __init__(self, backbone: nn.Module, sigma_data: float, cond_channels: int = 0) -> None:
+        super().__init__()
+        if sigma_data <= 0:
+            raise ValueError(f"sigma_data must be positive, got {sigma_data}")
+        self.backbone = backbone
+        self.sigma_data = float(sigma_data)
+        self.cond_channels = int(cond_channels)
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor | None = None) -> torch.Tensor:
+        sigma = per_sample_sigma(sigma, x)
+        c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, self.sigma_data)
+        inputs = c_in * x
+        if self.cond_channels:
+            if cond is None or cond.shape[1] != self.cond_channels:
+                got = None if cond is None else cond.shape[1]
+                raise ValueError(f"this model needs {self.cond_channels} conditioning channels, got {got}")
+            inputs = torch.cat([inputs, cond.to(x.dtype)], dim=1)
+        elif cond is not None:
+            raise ValueError("this model is unconditional but was given conditioning frames")
+        return c_skip * x + c_out * self.backbone(inputs, c_noise.flatten())
+
+
+class EDMLoss:
+    """EDM's denoising score-matching loss; ``__call__`` returns one loss per sample, shape (B,).
+
+    ln sigma ~ N(P_mean, P_std^2); loss = mean over elements of w(sigma) (D(y + sigma n; sigma) - y)^2.
+    Pass ``generator`` to make sigma and noise reproducible independently of the global RNG.
+    """
+
+    def __init__(self, sigma_data: float, P_mean: float = -1.2, P_std: float = 1.2) -> None:
+        self.sigma_data = float(sigma_data)
+        self.P_mean = float(P_mean)
+        self.P_std = float(P_std)
+
+    def sample_sigma(self, batch: int, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw (batch, 1, 1, 1) noise levels from the training distribution."""
+        z = torch.randn(batch, 1, 1, 1, generator=generator, device=like.device, dtype=like.dtype)
+        return (z * self.P_std + self.P_mean).exp()
+
+    def __call__(
+        self,
+        net: nn.Module,
+        y: torch.Tensor,
+        cond: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        sigma = self.sample_sigma(y.shape[0], y, generator)
+        noise = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        denoised = net(y + sigma * noise, sigma, cond)
+        weight = edm_loss_weight(sigma, self.sigma_data)
+        return (weight * (denoised - y) ** 2).flatten(1).mean(dim=1)
