@@ -29,6 +29,40 @@ SMALL_RUN = TurbulenceRun(
 )
 
 
+# A longer store for tests that need models to learn something real.
+LEARNING_RUN = TurbulenceRun(
+    solver=TurbulenceConfig(size=32, dt=0.01),
+    frames=160,
+    every=4,
+    spinup=5.0,
+    seed=11,
+    split=(0.6, 0.3, 0.1),
+    chunk=32,
+)
+
+
+@pytest.fixture(scope="session")
+def learning_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A complete 32x32 store of 160 frames (96 for training, 48 for validation)."""
+    out = tmp_path_factory.mktemp("data") / "learning.zarr"
+    return generate_turbulence(out, LEARNING_RUN, quiet=True)
+
+
+@pytest.fixture(scope="session")
+def trained_disc(learning_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny discriminator trained on real turbulence (a training-run directory)."""
+    from climdiff.train.config import resolve_config
+    from climdiff.train.loop import train_model
+
+    config = resolve_config(
+        "disc",
+        {},
+        {"preset": "tiny", "steps": 400, "batch_size": 16, "val_every": 400, "val_batches": 6,
+         "checkpoint_every": 400, "log_every": 100},
+    )  # fmt: skip
+    return train_model(config, learning_store, tmp_path_factory.mktemp("runs") / "disc", device="cpu", quiet=True)
+
+
 @pytest.fixture(scope="session")
 def turbulence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete 32x32 store of 40 frames, shared read-only by many tests."""

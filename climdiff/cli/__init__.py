@@ -14,6 +14,7 @@ import typer
 
 from climdiff import __version__
 from climdiff.cli import data
+from climdiff.cli.train import train
 from climdiff.errors import ClimdiffError
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.command()(train)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,1 @@
+"""Training stage: one loop (resume, EMA, metrics, checkpoints, DDP) for IDM, discriminator and VDM."""

@@ -1,0 +1,240 @@
+"""What each model learns from: datasets, per-sample losses and validation metrics.
+
+All randomness of a training example (its noise level, noise, crop) comes from a generator
+seeded by (run seed, step, position in the global batch). A sample's draw therefore does not
+depend on how the batch is split across processes or on whether the run was resumed, which is
+what makes resume exact and a DDP step equal to a single-process step on the full batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import Dataset
+
+from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs
+from climdiff.models.edm import edm_loss_weight
+from climdiff.train.config import TrainConfig
+
+# Validation noise bands of the discriminator (sigma edges): from nearly clean to pure noise.
+SIGMA_BANDS: tuple[tuple[float, float], ...] = ((0.002, 0.05), (0.05, 0.2), (0.2, 1.0), (1.0, 5.0), (5.0, 80.0))
+# The sampler's smallest noise level (EDM), the floor of the widened discriminator distribution.
+SIGMA_MIN = 0.002
+# Offsets that copy a conditioning day: easy negatives, reported separately.
+EASY_OFFSETS = (0, -1)
+
+
+# Independent random streams: training examples, validation loss, validation noise bands.
+TRAIN_STREAM, VALIDATION_STREAM, BAND_STREAM = 0, 1, 2
+
+
+def sample_generator(seed: int, step: int, position: int, stream: int = TRAIN_STREAM) -> torch.Generator:
+    """A CPU generator for one example, independent of batch layout and resume."""
+    state = np.random.SeedSequence([seed, stream, step, position]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+def conditioning(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """Stack the conditioning days as the networks expect them: x^n, then x^{n-1}."""
+    return torch.cat([current, previous], dim=1)
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve = P(score of a positive > score of a negative), ties half.
+
+    Mann-Whitney U from average ranks; NaN if a class is missing.
+    """
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(bool)
+    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    _, inverse, counts = np.unique(scores[order], return_inverse=True, return_counts=True)
+    average_rank = np.cumsum(counts) - (counts - 1) / 2.0
+    ranks = np.empty(len(scores))
+    ranks[order] = average_rank[inverse]
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@dataclass
+class Batch:
+    """A collated batch: the target/candidate, conditioning days (or None), labels, offsets."""
+
+    target: torch.Tensor
+    cond: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    offsets: torch.Tensor | None = None
+
+    def to(self, device: torch.device) -> Batch:
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        return Batch(move(self.target), move(self.cond), move(self.labels), move(self.offsets))
+
+
+class Task:
+    """Shared machinery; subclasses say what an example is and how it is scored."""
+
+    kind: str
+
+    def __init__(self, config: TrainConfig, data: Path) -> None:
+        self.config = config
+        self.train_frames = FrameSource(data, "train")
+        self.val_frames = FrameSource(data, "validation")
+        self.train_set = self.make_dataset(self.train_frames)
+        self.val_set = self.make_dataset(self.val_frames)
+
+    def make_dataset(self, frames: FrameSource) -> Dataset:
+        raise NotImplementedError
+
+    def set_epoch(self, epoch: int) -> None:
+        """Vary epoch-dependent draws (the discriminator's negatives)."""
+
+    def collate(self, items: Sequence[Any]) -> Batch:
+        raise NotImplementedError
+
+    def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sigma(self, generator: torch.Generator) -> float:
+        """Noise level of one example: ln sigma ~ N(P_mean, P_std^2) (EDM's training law)."""
+        z = torch.randn((), generator=generator, dtype=torch.float64)
+        return math.exp(self.config.P_mean + self.config.P_std * float(z))
+
+    def noised(self, clean: torch.Tensor, generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(noisy, sigma) with per-example sigma and noise drawn from each example's generator."""
+        sigmas = [self.sigma(g) for g in generators]
+        noise = torch.stack([torch.randn(clean.shape[1:], generator=g) for g in generators]).to(clean)
+        sigma = torch.tensor(sigmas, dtype=clean.dtype, device=clean.device).view(-1, 1, 1, 1)
+        return clean + sigma * noise, sigma
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Loss on a fixed set of validation examples with fixed draws (comparable over time)."""
+        count = min(len(self.val_set), self.config.val_batches * self.config.batch_size)
+        total, n = 0.0, 0
+        for start in range(0, count, self.config.batch_size):
+            idx = range(start, min(count, start + self.config.batch_size))
+            batch = self.collate([self.val_set[i] for i in idx]).to(device)
+            generators = [sample_generator(self.config.seed, 0, i, VALIDATION_STREAM) for i in idx]
+            total += float(self.losses(model, batch, generators).sum())
+            n += len(idx)
+        return {"val_loss": total / max(n, 1)}
+
+
+class DiffusionTask(Task):
+    """EDM denoising loss; the IDM on single frames, the VDM on windows of three."""
+
+    def __init__(self, config: TrainConfig, data: Path) -> None:
+        self.conditional = config.kind == "vdm"
+        super().__init__(config, data)
+
+    def make_dataset(self, frames: FrameSource) -> Dataset:
+        return ConsecutiveWindows(frames, 3) if self.conditional else frames
+
+    def collate(self, items: Sequence[torch.Tensor]) -> Batch:
+        stacked = torch.stack(list(items))
+        if not self.conditional:
+            return Batch(stacked)
+        return Batch(stacked[:, 2], conditioning(stacked[:, 0], stacked[:, 1]))
+
+    def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        y = batch.target
+        noisy, sigma = self.noised(y, generators)
+        denoised = model(noisy, sigma, batch.cond)
+        weight = edm_loss_weight(sigma, model_sigma_data(model))
+        return (weight * (denoised.float() - y) ** 2).flatten(1).mean(dim=1)
+
+
+def model_sigma_data(model: nn.Module) -> float:
+    """sigma_data of a (possibly DDP-wrapped) EDM model."""
+    return float(getattr(model, "module", model).sigma_data)
+
+
+class DiscriminatorTask(Task):
+    """Binary cross-entropy: true next day (1) versus a real day at a wrong offset (0)."""
+
+    def make_dataset(self, frames: FrameSource) -> Dataset:
+        return OffsetPairs(frames, std=self.config.offset_std, seed=self.config.seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.train_set.set_epoch(epoch)
+
+    def collate(self, items: Sequence[tuple[torch.Tensor, torch.Tensor, int]]) -> Batch:
+        windows = torch.stack([w for w, _, _ in items])
+        labels = torch.stack([label for _, label, _ in items])
+        offsets = torch.tensor([offset for _, _, offset in items])
+        return Batch(windows[:, 2], conditioning(windows[:, 0], windows[:, 1]), labels, offsets)
+
+    def sigma(self, generator: torch.Generator) -> float:
+        """EDM's law, or (with ``disc_sigma_max``) half of the draws log-uniform up to that level,
+        so the discriminator also sees the sampler's largest noise levels."""
+        widen = self.config.disc_sigma_max
+        if widen is not None and float(torch.rand((), generator=generator, dtype=torch.float64)) < 0.5:
+            u = float(torch.rand((), generator=generator, dtype=torch.float64))
+            return math.exp(math.log(SIGMA_MIN) + u * (math.log(widen) - math.log(SIGMA_MIN)))
+        return super().sigma(generator)
+
+    def crop(self, batch: Batch, generators: Sequence[torch.Generator]) -> Batch:
+        """Random periodic crops, the same window for the candidate and its conditioning days."""
+        size = self.config.crop
+        if size is None:
+            return batch
+        h, w = batch.target.shape[-2:]
+        if size > min(h, w):
+            return batch
+        targets, conds = [], []
+        for i, g in enumerate(generators):
+            dy, dx = (int(v) for v in torch.randint(0, max(h, w), (2,), generator=g))
+            roll = lambda t: t.roll((-dy % h, -dx % w), dims=(-2, -1))[..., :size, :size]  # noqa: E731
+            targets.append(roll(batch.target[i]))
+            conds.append(roll(batch.cond[i]))
+        return Batch(torch.stack(targets), torch.stack(conds), batch.labels, batch.offsets)
+
+    def logits(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        batch = self.crop(batch, generators)
+        noisy, sigma = self.noised(batch.target, generators)
+        return model(noisy, sigma, batch.cond).float()
+
+    def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(self.logits(model, batch, generators), batch.labels.float(), reduction="none")
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
+        """Loss at training noise, then accuracy and ROC-AUC per noise band, over all offsets and
+        over the offsets other than 0 and -1 (which copy a conditioning day and are easy)."""
+        metrics = super().validate(model, device)
+        count = min(len(self.val_set), self.config.val_batches * self.config.batch_size)
+        self.val_set.set_epoch(0)
+        for lo, hi in SIGMA_BANDS:
+            scores, labels, offsets = [], [], []
+            for start in range(0, count, self.config.batch_size):
+                idx = range(start, min(count, start + self.config.batch_size))
+                batch = self.collate([self.val_set[i] for i in idx]).to(device)
+                generators = [sample_generator(self.config.seed, 0, i, BAND_STREAM) for i in idx]
+                sigma = torch.tensor(
+                    [math.exp(math.log(lo) + float(torch.rand((), generator=g)) * math.log(hi / lo)) for g in generators],
+                    dtype=batch.target.dtype, device=device,
+                ).view(-1, 1, 1, 1)  # fmt: skip
+                noise = torch.stack([torch.randn(batch.target.shape[1:], generator=g) for g in generators]).to(batch.target)
+                scores.append(model(batch.target + sigma * noise, sigma, batch.cond).float().cpu().numpy())
+                labels.append(batch.labels.cpu().numpy())
+                offsets.append(batch.offsets.cpu().numpy())
+            s, y, o = np.concatenate(scores), np.concatenate(labels) > 0.5, np.concatenate(offsets)
+            hard = ~np.isin(o, EASY_OFFSETS)
+            band = f"sigma_{lo:g}-{hi:g}"
+            metrics[f"acc_{band}"] = float(((s > 0) == y).mean())
+            metrics[f"auc_{band}"] = roc_auc(s, y)
+            metrics[f"acc_hard_{band}"] = float(((s[hard] > 0) == y[hard]).mean())
+            metrics[f"auc_hard_{band}"] = roc_auc(s[hard], y[hard])
+        return metrics
+
+
+def make_task(config: TrainConfig, data: Path) -> Task:
+    return DiscriminatorTask(config, data) if config.kind == "disc" else DiffusionTask(config, data)
