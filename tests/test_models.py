@@ -264,14 +264,16 @@ def test_discriminator_returns_one_logit_per_sample_with_finite_gradient() -> No
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0
 
 
-def test_discriminator_scales_only_the_candidate() -> None:
-    """The encoder sees (c_in * candidate, cond): redoing the forward pass by hand with exactly that
-    input, and c_noise = ln(sigma)/4, reproduces the logits."""
-    disc = tiny("disc")
+def test_discriminator_sees_scaled_changes() -> None:
+    """The encoder sees ((x - x^n)/sqrt(delta^2 + sigma^2), x^n, (x^n - x^{n-1})/delta) and
+    c_noise = ln(sigma)/4: redoing the forward pass by hand with exactly that input reproduces
+    the logits."""
+    disc = tiny("disc", tendency_scale=0.2)
     x, cond = torch.randn(1, 1, 8, 8, dtype=torch.float64), torch.randn(1, 2, 8, 8, dtype=torch.float64)
-    sigma = 3.0
-    c_in = 1 / math.sqrt(sigma**2 + disc.config.sigma_data**2)
-    h, _ = disc.encoder(torch.cat([c_in * x, cond], dim=1), disc.embedding(torch.tensor([math.log(sigma) / 4], dtype=torch.float64)))
+    sigma, delta = 3.0, 0.2
+    x_n, x_prev = cond[:, :1], cond[:, 1:]
+    inputs = torch.cat([(x - x_n) / math.sqrt(delta**2 + sigma**2), x_n, (x_n - x_prev) / delta], dim=1)
+    h, _ = disc.encoder(inputs, disc.embedding(torch.tensor([math.log(sigma) / 4], dtype=torch.float64)))
     pooled = torch.cat([h.mean(dim=(-2, -1)), h.std(dim=(-2, -1))], dim=1)
     manual = disc.head(pooled).squeeze(-1)
     torch.testing.assert_close(disc(x, sigma, cond), manual, rtol=1e-10, atol=1e-10)
@@ -307,7 +309,8 @@ def test_cpu_presets_have_their_documented_sizes() -> None:
 
 @pytest.mark.parametrize("kind", ["idm", "disc", "vdm"])
 def test_model_config_round_trips_through_build_model(kind: str) -> None:
-    cfg = config_for(kind, "tiny", channels=2, padding="latlon", sigma_data=0.7)
+    scale = {"tendency_scale": 0.3} if kind == "disc" else {"sigma_data": 0.7}
+    cfg = config_for(kind, "tiny", channels=2, padding="latlon", **scale)
     model = build_model(kind, cfg)
     assert model_config(model) == (kind, cfg)
 

@@ -97,3 +97,11 @@ def test_bad_access_is_refused(turbulence_store: Path, tmp_path: Path) -> None:
     (tmp_path / "junk").mkdir()
     with pytest.raises(StoreError, match="not a climdiff store"):
         FrameSource(tmp_path / "junk")
+
+
+def test_change_std_is_the_rms_one_day_change(turbulence_store: Path) -> None:
+    source = FrameSource(turbulence_store, "train")
+    frames = source.frames(list(range(len(source)))).double().numpy()
+    expected = np.sqrt(np.mean(np.square(np.diff(frames, axis=0))))
+    assert source.change_std() == pytest.approx(expected, rel=1e-6)
+    assert 0 < source.change_std(max_pairs=5) < 2 * expected

@@ -79,6 +79,18 @@ class FrameSource(Dataset):
         """Back to physical units."""
         return x * self.std + self.mean
 
+    def change_std(self, max_pairs: int = 2000) -> float:
+        """Standard deviation of the one-day change x^{n+1} - x^n (standardised units).
+
+        From at most ``max_pairs`` pairs evenly spread over the split (deterministic), which pins
+        it to a few per cent; the discriminator uses it to scale its change inputs.
+        """
+        if len(self) < 2:
+            raise ClimdiffError(f"the {self.split} split of {self.path} needs at least 2 frames")
+        starts = np.unique(np.linspace(0, len(self) - 2, min(max_pairs, len(self) - 1)).round().astype(int))
+        changes = [self.frame(int(n) + 1).astype(np.float64) - self.frame(int(n)) for n in starts]
+        return float(np.sqrt(np.mean(np.square(changes))))
+
 
 class ConsecutiveWindows(Dataset):
     """Windows of ``length`` consecutive frames; item ``i`` starts at frame ``i``."""

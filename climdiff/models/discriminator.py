@@ -1,9 +1,22 @@
 """Time-consistency discriminator d_phi(x_sigma^{n+1}; x^n, x^{n-1}, sigma) of Hess et al. (2025).
 
-It judges whether a noisy candidate for day n+1 follows the two clean days before it. Input: the
-candidate scaled by EDM's c_in(sigma) = 1/sqrt(sigma^2 + sigma_data^2) (as the IDM sees it, so
-its input is unit-variance at every noise level) stacked with the conditioning frames, which are
-clean and left unscaled: (1 + cond_frames) * channels input channels. The down path of the U-Net
+It judges whether a noisy candidate for day n+1 follows the two clean days before it.
+
+Input preconditioning. The question is whether the candidate *continues* the last days, and
+consecutive days differ by a small fraction of the field (a standardised day-to-day change of
+~0.2 on 32x32 turbulence), so the network sees the three frames through a fixed, invertible
+linear map that puts the changes in front, each at unit scale:
+
+    [ (x_sigma^{n+1} - x^n) / sqrt(delta^2 + sigma^2),   x^n,   (x^n - x^{n-1}) / delta ]
+
+where delta (``tendency_scale``) is the standard deviation of the one-day change of the training
+data. The candidate's change has variance delta^2 + sigma^2 for the true next day at noise
+level sigma, so the first channel is unit-variance at every noise level, as EDM's c_in makes the
+IDM's input. No information is lost (the map is invertible for any sigma), but the net no longer
+has to learn a precise cancellation between two nearly equal frames in its first layer: on
+32x32 turbulence this took the small discriminator from chance to a validation AUC of 1.0 at
+low noise in 600 steps. With more conditioning frames, each further channel is the change
+between consecutive ones. The down path of the U-Net
 (:class:`~climdiff.models.unet.Encoder`, same residual/attention blocks, same noise embedding of
 c_noise = ln(sigma)/4), statistics pooling (spatial mean and standard deviation of every feature
 map, see :func:`statistics_pooling`), and a 2-layer MLP head that returns ONE logit per sample.
@@ -24,27 +37,35 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from climdiff.models.edm import edm_coefficients, per_sample_sigma
+from climdiff.models.edm import per_sample_sigma
 from climdiff.models.unet import BackboneConfig, Encoder, NoiseEmbedding, init_ddpmpp
 
 
 @dataclass(kw_only=True)
 class DiscriminatorConfig(BackboneConfig):
-    """Encoder settings (shared with the U-Net) plus the input layout, head and sigma_data.
+    """Encoder settings (shared with the U-Net) plus the input layout, head and tendency scale.
 
     ``channels`` is the number of variables per frame, ``cond_frames`` the number of clean
     conditioning frames (2: x^n and x^{n-1}), ``head_width`` the hidden width of the MLP head
-    (1024 in the paper), ``sigma_data`` the data std used for the candidate's c_in scaling.
+    (1024 in the paper), ``tendency_scale`` the standard deviation of the one-day change of the
+    (transformed) training data, which scales the change channels (module docstring).
     """
 
     channels: int = 1
     cond_frames: int = 2
     head_width: int = 1024
-    sigma_data: float = 1.0
+    tendency_scale: float = 1.0
 
     @property
     def in_channels(self) -> int:
         return self.channels * (1 + self.cond_frames)
+
+
+def tendency_inputs(candidate: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, delta: float, channels: int) -> torch.Tensor:
+    """The preconditioned input (module docstring): candidate change, x^n, earlier changes."""
+    frames = cond.to(candidate.dtype).split(channels, dim=1)  # x^n, x^{n-1}, ...
+    changes = [(newer - older) / delta for newer, older in zip(frames[:-1], frames[1:], strict=True)]
+    return torch.cat([(candidate - frames[0]) / (delta**2 + sigma**2).sqrt(), frames[0], *changes], dim=1)
 
 
 def statistics_pooling(h: torch.Tensor) -> torch.Tensor:
@@ -82,6 +103,9 @@ class TimeDiscriminator(nn.Module):
         # Start undecided (logit 0, d = 1/2) so early guidance gradients are zero, not noise.
         nn.init.zeros_(self.head[-1].weight)
 
+    def precondition(self, candidate: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        return tendency_inputs(candidate, sigma, cond, self.config.tendency_scale, self.config.channels)
+
     def forward(self, candidate: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor) -> torch.Tensor:
         cfg = self.config
         if candidate.shape[1] != cfg.channels or cond.shape[1] != cfg.cond_frames * cfg.channels:
@@ -90,7 +114,5 @@ class TimeDiscriminator(nn.Module):
                 f"conditioning channels, got {candidate.shape[1]} and {cond.shape[1]}"
             )
         sigma = per_sample_sigma(sigma, candidate)
-        _, _, c_in, c_noise = edm_coefficients(sigma, cfg.sigma_data)
-        x = torch.cat([c_in * candidate, cond.to(candidate.dtype)], dim=1)
-        h, _ = self.encoder(x, self.embedding(c_noise.flatten()))
+        h, _ = self.encoder(self.precondition(candidate, sigma, cond), self.embedding(sigma.log().flatten() / 4))
         return self.head(statistics_pooling(h)).squeeze(-1)

@@ -103,16 +103,17 @@ def disc_config(
     preset: str = "small",
     channels: int = 1,
     padding: str = "periodic",
-    sigma_data: float = 1.0,
+    tendency_scale: float = 1.0,
     cond_frames: int = 2,
     **overrides: Any,
 ) -> dict[str, Any]:
-    """Configuration of the time-consistency discriminator."""
+    """Configuration of the time-consistency discriminator (``tendency_scale``: the std of the
+    data's one-day change, see :mod:`climdiff.models.discriminator`)."""
     cfg = DiscriminatorConfig(
         channels=channels,
         cond_frames=cond_frames,
         padding=padding,
-        sigma_data=float(sigma_data),
+        tendency_scale=float(tendency_scale),
         **{**_preset(_DISCRIMINATORS, preset), **overrides},
     )
     return cfg.to_dict()

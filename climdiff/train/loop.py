@@ -152,7 +152,11 @@ def _fit(
 
     torch.manual_seed(config.seed)
     model_cfg = config_for(
-        config.kind, config.preset, channels=task.train_frames.channels, padding=task.train_frames.grid["kind"], **config.model
+        config.kind,
+        config.preset,
+        channels=task.train_frames.channels,
+        padding=task.train_frames.grid["kind"],
+        **{**task.model_settings(), **config.model},
     )
     raw = build_model(config.kind, model_cfg).to(device)
     ema = EMA(raw, config.ema_decay)

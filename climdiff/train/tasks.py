@@ -93,6 +93,10 @@ class Task:
     def make_dataset(self, frames: FrameSource) -> Dataset:
         raise NotImplementedError
 
+    def model_settings(self) -> dict[str, Any]:
+        """Model configuration values that come from the data (not from the preset)."""
+        return {}
+
     def set_epoch(self, epoch: int) -> None:
         """Vary epoch-dependent draws (the discriminator's negatives)."""
 
@@ -162,6 +166,9 @@ class DiscriminatorTask(Task):
 
     def make_dataset(self, frames: FrameSource) -> Dataset:
         return OffsetPairs(frames, std=self.config.offset_std, seed=self.config.seed)
+
+    def model_settings(self) -> dict[str, Any]:
+        return {"tendency_scale": self.train_frames.change_std()}
 
     def set_epoch(self, epoch: int) -> None:
         self.train_set.set_epoch(epoch)
