@@ -64,6 +64,16 @@ def trained_disc(learning_store: Path, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
+def trained_idm(learning_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny image diffusion model trained briefly on real turbulence (a training-run directory)."""
+    from climdiff.train.config import resolve_config
+    from climdiff.train.loop import train_model
+
+    config = resolve_config("idm", {}, {"preset": "tiny", "steps": 60, "batch_size": 8, "val_every": 60, "checkpoint_every": 60})
+    return train_model(config, learning_store, tmp_path_factory.mktemp("runs") / "idm", device="cpu", quiet=True)
+
+
+@pytest.fixture(scope="session")
 def turbulence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete 32x32 store of 40 frames, shared read-only by many tests."""
     out = tmp_path_factory.mktemp("data") / "turb.zarr"

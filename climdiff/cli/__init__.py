@@ -14,6 +14,7 @@ import typer
 
 from climdiff import __version__
 from climdiff.cli import data
+from climdiff.cli.bundle import bundle, info
 from climdiff.cli.train import train
 from climdiff.errors import ClimdiffError
 
@@ -26,6 +27,8 @@ app = typer.Typer(
 )
 app.add_typer(data.app, name="data")
 app.command()(train)
+app.command()(bundle)
+app.command()(info)
 
 
 def _version(value: bool) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 Threads = Annotated[
     int | None,
@@ -26,3 +29,32 @@ OutPath = Annotated[Path, typer.Option("--out", "-o", help="Output path.", show_
 def command_line() -> str:
     """The command as typed, recorded in outputs' provenance."""
     return shlex.join(["climdiff", *sys.argv[1:]])
+
+
+def flatten(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dict -> (dotted key, text) rows for a two-column table."""
+    rows: list[tuple[str, str]] = []
+    for key, value in summary.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and len(value) > 3:
+            rows += flatten(value, f"{name}.")
+        elif isinstance(value, dict):
+            rows.append((name, ", ".join(f"{k}={v}" for k, v in value.items())))
+        elif isinstance(value, float):
+            rows.append((name, f"{value:.6g}"))
+        else:
+            rows.append((name, str(value)))
+    return rows
+
+
+def print_summary(title: str, summary: dict[str, Any], as_json: bool) -> None:
+    """Print a description as JSON (for scripts) or as a two-column table (for people)."""
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2, default=str))
+        return
+    table = Table(title=title, show_header=False)
+    table.add_column(style="bold")
+    table.add_column()
+    for key, text in flatten(summary):
+        table.add_row(key, text)
+    Console().print(table)

@@ -1,0 +1,1 @@
+"""Sampling stage: the EDM sampler over denoiser callables, and discriminator guidance."""

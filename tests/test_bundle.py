@@ -1,0 +1,108 @@
+"""Bundles (what emulate loads) and `climdiff info` on every kind of output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import xarray as xr
+
+from climdiff.bundle import BundleError, load_bundle, make_bundle
+from climdiff.data.navier_stokes import TurbulenceConfig
+from climdiff.data.turbulence import generate_turbulence
+from climdiff.sampling.config import SamplerConfig
+from climdiff.train.config import resolve_config
+from climdiff.train.loop import train_model
+from tests.conftest import SMALL_RUN
+
+
+@pytest.fixture(scope="module")
+def guided(tmp_path_factory: pytest.TempPathFactory, learning_store: Path, trained_idm: Path, trained_disc: Path) -> Path:
+    out = tmp_path_factory.mktemp("bundles") / "guided.bundle"
+    return make_bundle(out, data=learning_store, idm=trained_idm, disc=trained_disc, sampler=SamplerConfig(steps=8, guidance=3.0))
+
+
+def test_bundle_loads_models_state_and_settings(guided: Path, learning_store: Path) -> None:
+    bundle = load_bundle(guided)
+    assert bundle.kind == "guided" and set(bundle.models) == {"idm", "disc"}
+    assert bundle.sampler.steps == 8 and bundle.sampler.guidance == 3.0
+    ds = xr.open_zarr(learning_store)
+    first = ds.attrs["climdiff"]["split"]["test"][0]
+    assert bundle.initial_state.shape == (2, 1, 32, 32)
+    torch.testing.assert_close(bundle.initial_state[:, 0], torch.from_numpy(ds["vorticity"].values[first : first + 2]))
+    assert bundle.initial_dates == [t.isoformat() for t in ds["time"].values[first : first + 2]]
+    assert bundle.meta["grid"]["shape"] == [32, 32] and bundle.meta["calendar"] == "noleap"
+    assert not any(p.requires_grad for p in bundle.models["idm"].parameters())
+
+
+def test_bundle_refuses_tampering_and_missing_parts(guided: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy.bundle"
+    shutil.copytree(guided, copy)
+    load_bundle(copy)
+    meta = json.loads((copy / "bundle.json").read_text())
+    meta["sampler"]["guidance"] = 100.0
+    meta["config"]["sampler"]["guidance"] = 100.0
+    (copy / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="bundle.json does not match its hash"):
+        load_bundle(copy)
+    shutil.rmtree(copy)
+    shutil.copytree(guided, copy)
+    with (copy / "disc.safetensors").open("r+b") as fh:
+        fh.seek(-8, 2)
+        fh.write(b"\x00" * 8)
+    with pytest.raises(BundleError, match="disc.safetensors does not match its hash"):
+        load_bundle(copy)
+    (copy / "initial_state.safetensors").unlink()
+    with pytest.raises(BundleError, match="incomplete"):
+        load_bundle(copy)
+    with pytest.raises(BundleError, match="not a climdiff bundle"):
+        load_bundle(tmp_path)
+    with pytest.raises(BundleError, match="does not exist"):
+        load_bundle(tmp_path / "nothing")
+
+
+def test_models_from_different_grids_are_refused(trained_idm: Path, learning_store: Path, tmp_path: Path) -> None:
+    coarse = dataclasses.replace(SMALL_RUN, solver=TurbulenceConfig(size=16, dt=0.01, kf=4.0), frames=20, chunk=4)
+    store16 = generate_turbulence(tmp_path / "16.zarr", coarse, quiet=True)
+    disc16 = train_model(resolve_config("disc", {}, {"preset": "tiny", "steps": 1, "batch_size": 4}), store16, tmp_path / "d16", device="cpu", quiet=True)
+    with pytest.raises(BundleError, match="different data \\(grid differs"):
+        make_bundle(tmp_path / "b", data=learning_store, idm=trained_idm, disc=disc16)
+    with pytest.raises(BundleError, match="other data"):
+        make_bundle(tmp_path / "b", data=store16, idm=trained_idm)
+
+
+def test_bad_combinations_are_refused(trained_idm: Path, trained_disc: Path, learning_store: Path, tmp_path: Path) -> None:
+    with pytest.raises(BundleError, match="give --idm too"):
+        make_bundle(tmp_path / "b", data=learning_store, disc=trained_disc)
+    with pytest.raises(BundleError, match="not both"):
+        make_bundle(tmp_path / "b", data=learning_store, idm=trained_idm, vdm=trained_idm)
+    with pytest.raises(BundleError, match="holds a disc model, not a idm"):
+        make_bundle(tmp_path / "b", data=learning_store, idm=trained_disc)
+    with pytest.raises(BundleError, match="does not exist"):
+        make_bundle(tmp_path / "b", data=learning_store, idm=tmp_path / "none")
+    unguided = make_bundle(tmp_path / "u", data=learning_store, idm=trained_idm)
+    assert load_bundle(unguided).kind == "unguided" and load_bundle(unguided).sampler.guidance == 0.0
+
+
+def test_info_describes_every_kind_of_output(cli, guided: Path, trained_idm: Path, learning_store: Path, tmp_path: Path) -> None:
+    for path, key in ((guided, "bundle_sha256"), (trained_idm, "run"), (trained_idm / "model.safetensors", "weights_sha256"), (learning_store, "frames")):
+        result = cli("info", path, "--json")
+        assert result.exit_code == 0, result.stderr
+        assert key in json.loads(result.stdout)
+    table = cli("info", guided)
+    assert table.exit_code == 0 and "guided" in table.stdout
+    foreign = cli("info", tmp_path)
+    assert foreign.exit_code != 0 and "not a climdiff" in foreign.stderr and "Traceback" not in foreign.stderr
+
+
+def test_cli_bundle(cli, trained_idm: Path, trained_disc: Path, learning_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "cli.bundle"
+    args = ("bundle", "--idm", trained_idm, "--disc", trained_disc, "--data", learning_store, "--out", out, "--steps", "5")
+    assert cli(*args).exit_code == 0
+    assert load_bundle(out).sampler.steps == 5
+    again = cli(*args)
+    assert again.exit_code != 0 and "already complete" in again.stderr
