@@ -1,0 +1,128 @@
+"""The EDM sampler and discriminator guidance, on cases with exact answers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from climdiff.sampling.config import SamplerConfig
+from climdiff.sampling.edm import edm_sample, sigma_schedule
+from climdiff.sampling.guidance import discriminator_guide, logit_gradient
+from climdiff.errors import ClimdiffError
+
+MU, S = 0.7, 1.3  # target N(MU, S^2) per pixel
+
+
+def gaussian_denoiser(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+    """The exact D(x; sigma) = E[x0 | x] for x0 ~ N(MU, S^2), x = x0 + sigma * n."""
+    s2 = sigma.view(-1, *([1] * (x.dim() - 1))) ** 2
+    return (S**2 * x + s2 * MU) / (S**2 + s2)
+
+
+def generators(n: int, seed: int = 0) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(seed * 100_000 + i) for i in range(n)]
+
+
+def test_schedule_follows_edm() -> None:
+    cfg = SamplerConfig(steps=5, sigma_min=0.002, sigma_max=80.0, rho=7.0)
+    t = sigma_schedule(cfg)
+    assert len(t) == 6 and t[0] == pytest.approx(80.0) and t[4] == pytest.approx(0.002) and t[5] == 0
+    i = 2
+    expected = (80 ** (1 / 7) + i / 4 * (0.002 ** (1 / 7) - 80 ** (1 / 7))) ** 7
+    assert float(t[i]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("churn", [0.0, 55.0])
+def test_exact_denoiser_reproduces_the_target_distribution(churn: float) -> None:
+    cfg = SamplerConfig(steps=40, S_churn=churn, S_noise=1.0, guidance=0.0)
+    x = edm_sample(gaussian_denoiser, (4000, 1, 2, 2), generators(4000), cfg, dtype=torch.float64)
+    values = x.flatten()
+    se = S / math.sqrt(values.numel())
+    assert abs(float(values.mean()) - MU) < 5 * se
+    assert float(values.std()) == pytest.approx(S, rel=0.03)
+
+
+class LinearDisc(torch.nn.Module):
+    """A 'discriminator' whose logit is k * sum(x): its guidance gradient is k everywhere."""
+
+    def __init__(self, k: float) -> None:
+        super().__init__()
+        self.k = k
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.k * x.flatten(1).sum(1)
+
+
+def test_guidance_shifts_samples_as_the_ode_predicts() -> None:
+    """With a constant guidance gradient k over the whole schedule, the probability-flow ODE of
+    the Gaussian, dx/dsigma = sigma (x - MU)/(S^2 + sigma^2) - lambda k sigma, integrates to
+    x(0) = MU + S z + lambda k S (sqrt(S^2 + sigma_max^2) - S) for the same start: every sample
+    moves by that amount in the gradient's direction and the spread is unchanged."""
+    lam, k = 0.05, 0.25
+    disc = LinearDisc(k)
+    guide = discriminator_guide(disc, cond=torch.zeros(1), clip=1e9)
+    cfg = SamplerConfig(steps=256, S_churn=0.0, guidance=lam)
+    g = cfg.sigma_max
+    gens = generators(2000, seed=1)
+    guided = edm_sample(gaussian_denoiser, (2000, 1, 1, 1), gens, cfg, guide, dtype=torch.float64)
+    plain = edm_sample(gaussian_denoiser, (2000, 1, 1, 1), generators(2000, seed=1), cfg.replace(guidance=0.0), dtype=torch.float64)
+    shift = lam * k * S * (math.sqrt(S**2 + g**2) - S)
+    # same noise: the difference is the deterministic shift alone
+    torch.testing.assert_close(guided - plain, torch.full_like(plain, shift), rtol=0.01, atol=0.01 * shift)
+    assert float(guided.std()) == pytest.approx(float(plain.std()), rel=1e-6)
+
+
+def test_guidance_window_and_zero_lambda_skip_the_discriminator() -> None:
+    disc = LinearDisc(1.0)
+    guide = discriminator_guide(disc, cond=torch.zeros(1), clip=11.5)
+    cfg = SamplerConfig(steps=10, guidance=0.0)
+    edm_sample(gaussian_denoiser, (3, 1, 2, 2), generators(3), cfg, guide)
+    assert disc.calls == 0
+    windowed = SamplerConfig(steps=10, guidance=1.0, guidance_sigma_min=0.5, guidance_sigma_max=5.0)
+    t = sigma_schedule(windowed).tolist()
+    gamma = min(windowed.S_churn / windowed.steps, math.sqrt(2) - 1)
+    # stage 1 at t_hat = t_i (1 + gamma), stage 2 at t_{i+1} (not on the last step)
+    expected = sum(0.5 <= t[i] * (1 + gamma) <= 5.0 for i in range(10)) + sum(0.5 <= t[i + 1] <= 5.0 for i in range(9))
+    edm_sample(gaussian_denoiser, (3, 1, 2, 2), generators(3), windowed, guide)
+    assert disc.calls == expected > 0
+
+
+def test_heun_with_a_final_euler_step_calls_the_denoiser_2n_minus_1_times() -> None:
+    calls = []
+
+    def counting(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        calls.append(float(sigma[0]))
+        return gaussian_denoiser(x, sigma)
+
+    edm_sample(counting, (2, 1, 2, 2), generators(2), SamplerConfig(steps=7, guidance=0.0))
+    assert len(calls) == 13 and min(calls) == pytest.approx(0.002)
+
+
+def test_a_members_draw_does_not_depend_on_its_batch() -> None:
+    cfg = SamplerConfig(steps=12, guidance=0.0)
+    alone = edm_sample(gaussian_denoiser, (1, 1, 4, 4), [torch.Generator().manual_seed(42)], cfg)
+    others = [torch.Generator().manual_seed(s) for s in (1, 42, 7)]
+    batched = edm_sample(gaussian_denoiser, (3, 1, 4, 4), others, cfg)
+    assert torch.equal(batched[1:2], alone)
+
+
+def test_clipped_logit_has_zero_gradient_when_saturated() -> None:
+    disc = LinearDisc(10.0)
+    x = torch.full((2, 1, 2, 2), 1.0)  # logit 40 > clip
+    grad = logit_gradient(disc, x, torch.ones(2), torch.zeros(1), clip=11.5)
+    assert torch.equal(grad, torch.zeros_like(x))
+    small = logit_gradient(disc, x * 0.01, torch.ones(2), torch.zeros(1), clip=11.5)
+    assert torch.allclose(small, torch.full_like(x, 10.0))
+
+
+def test_guidance_needs_a_guide_and_settings_are_validated() -> None:
+    with pytest.raises(ValueError, match="needs a guide"):
+        edm_sample(gaussian_denoiser, (1, 1, 2, 2), generators(1), SamplerConfig(steps=3, guidance=1.0))
+    with pytest.raises(ClimdiffError, match="steps must be positive"):
+        SamplerConfig(steps=0)
+    with pytest.raises(ClimdiffError, match="guidance window"):
+        SamplerConfig(guidance_sigma_min=2.0, guidance_sigma_max=1.0)
