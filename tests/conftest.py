@@ -74,6 +74,16 @@ def trained_idm(learning_store: Path, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
+def guided_bundle(tmp_path_factory: pytest.TempPathFactory, learning_store: Path, trained_idm: Path, trained_disc: Path) -> Path:
+    """IDM + discriminator bundle with a short sampler (8 steps, lambda 3)."""
+    from climdiff.bundle import make_bundle
+    from climdiff.sampling.config import SamplerConfig
+
+    out = tmp_path_factory.mktemp("bundles") / "guided.bundle"
+    return make_bundle(out, data=learning_store, idm=trained_idm, disc=trained_disc, sampler=SamplerConfig(steps=8, guidance=3.0))
+
+
+@pytest.fixture(scope="session")
 def turbulence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete 32x32 store of 40 frames, shared read-only by many tests."""
     out = tmp_path_factory.mktemp("data") / "turb.zarr"

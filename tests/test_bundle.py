@@ -14,16 +14,14 @@ import xarray as xr
 from climdiff.bundle import BundleError, load_bundle, make_bundle
 from climdiff.data.navier_stokes import TurbulenceConfig
 from climdiff.data.turbulence import generate_turbulence
-from climdiff.sampling.config import SamplerConfig
 from climdiff.train.config import resolve_config
 from climdiff.train.loop import train_model
 from tests.conftest import SMALL_RUN
 
 
-@pytest.fixture(scope="module")
-def guided(tmp_path_factory: pytest.TempPathFactory, learning_store: Path, trained_idm: Path, trained_disc: Path) -> Path:
-    out = tmp_path_factory.mktemp("bundles") / "guided.bundle"
-    return make_bundle(out, data=learning_store, idm=trained_idm, disc=trained_disc, sampler=SamplerConfig(steps=8, guidance=3.0))
+@pytest.fixture
+def guided(guided_bundle: Path) -> Path:
+    return guided_bundle
 
 
 def test_bundle_loads_models_state_and_settings(guided: Path, learning_store: Path) -> None:

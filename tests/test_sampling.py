@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
+from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
 from climdiff.sampling.edm import edm_sample, sigma_schedule
 from climdiff.sampling.guidance import discriminator_guide, logit_gradient
-from climdiff.errors import ClimdiffError
 
 MU, S = 0.7, 1.3  # target N(MU, S^2) per pixel
 

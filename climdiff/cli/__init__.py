@@ -15,6 +15,7 @@ import typer
 from climdiff import __version__
 from climdiff.cli import data
 from climdiff.cli.bundle import bundle, info
+from climdiff.cli.emulate import emulate
 from climdiff.cli.train import train
 from climdiff.errors import ClimdiffError
 
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.command()(train)
 app.command()(bundle)
+app.command()(emulate)
 app.command()(info)
 
 

@@ -43,9 +43,9 @@ class FrameSource(Dataset):
         self.grid: dict[str, Any] = meta["grid"]
         self.store_config: dict[str, Any] = {"kind": meta["kind"], **meta["config"]}
         self.start, self.stop = meta["split"][split]
-        stats = meta["stats"][self.variable]
-        self.mean = float(stats["mean"])
-        self.std = float(stats["std"])
+        self.stats: dict[str, float] = {k: float(v) for k, v in meta["stats"][self.variable].items()}
+        self.mean = self.stats["mean"]
+        self.std = self.stats["std"]
         field = ds[self.variable]
         self.shape = tuple(field.shape[1:])
         self.channels = 1 if field.ndim == 3 else int(field.shape[1])

@@ -76,7 +76,7 @@ def _batch_indices(config: TrainConfig, step: int, steps_per_epoch: int, n_examp
 def _checkpoint_meta(task: Task, config: TrainConfig, data: Path, step: int, total: int, command: str) -> dict[str, Any]:
     frames = task.train_frames
     return {
-        "normalization": {"transform": "standardize", "variable": frames.variable, "mean": frames.mean, "std": frames.std},
+        "normalization": {"transform": "standardize", "variable": frames.variable, **frames.stats},
         "grid": frames.grid,
         "variable": {"name": frames.variable, "units": frames.units},
         "calendar": frames.calendar,

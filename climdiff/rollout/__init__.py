@@ -1,0 +1,1 @@
+"""Rollout stage: the autoregressive engine, calendars, and the resumable Zarr writer."""

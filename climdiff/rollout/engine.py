@@ -1,0 +1,262 @@
+"""`climdiff emulate`: the autoregressive rollout, one new day per sampling call.
+
+Each member is an independent chain: day n+1 is drawn by the EDM sampler, guided by the
+discriminator conditioned on days n and n-1 (or by the VDM conditioned on them), starting from
+two initial days. Members are batched; each has its own generator, so a member's days do not
+depend on the batch size or on which members share its batch. Days are buffered one time chunk
+at a time and written with the member's resume state (:mod:`climdiff.rollout.writer`): memory
+does not grow with the run length, and re-running an interrupted command continues bit for bit.
+
+Stability: every drawn day is checked for non-finite values and for values beyond
+``blowup_factor`` times the largest excursion of the training data; a failing day is drawn
+again with fresh noise up to ``max_redraws`` times, after which the member stops (its later
+days stay NaN). Every event is recorded per member in the store.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from climdiff import __version__
+from climdiff.bundle import Bundle
+from climdiff.errors import ClimdiffError
+from climdiff.progress import ProgressReporter
+from climdiff.resume import claim_output
+from climdiff.rollout.calendar import add_days, parse_date, time_units
+from climdiff.rollout.writer import EMULATION_KIND, EmulationStore, MemberState, read_emulation_header
+from climdiff.runtime import resolve_device
+from climdiff.sampling.config import SamplerConfig
+from climdiff.sampling.edm import edm_sample
+from climdiff.sampling.guidance import discriminator_guide
+
+
+@dataclass(frozen=True)
+class EmulateConfig:
+    """Everything that identifies an emulation (compared on resume), but the batch size."""
+
+    days: int
+    members: int = 1
+    seed: int = 0
+    start: str | None = None
+    time_chunk: int = 365
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    max_redraws: int = 3
+    blowup_factor: float = 3.0
+    device: str = "cpu"
+    zarr_format: int = 3
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ClimdiffError(f"the run must have at least one day, got {self.days}")
+        if self.members < 1:
+            raise ClimdiffError(f"--members must be positive, got {self.members}")
+        if self.time_chunk < 1 or self.max_redraws < 0 or self.blowup_factor <= 1:
+            raise ClimdiffError("need --time-chunk >= 1, max_redraws >= 0 and blowup_factor > 1")
+        if self.zarr_format not in (2, 3):
+            raise ClimdiffError(f"--zarr-format must be 2 or 3, got {self.zarr_format}")
+
+    def identity(self, bundle: Bundle) -> dict[str, Any]:
+        out = asdict(self)
+        out["sampler"] = self.sampler.to_dict()
+        out["bundle_sha256"] = bundle.meta["bundle_sha256"]
+        return out
+
+
+@dataclass
+class EmulationResult:
+    path: Path
+    days: int
+    members: int
+    stopped: dict[int, int]
+    redraws: dict[int, int]
+
+
+def _member_generator(seed: int, member: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, member]).generate_state(2, dtype=np.uint64)
+    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+
+
+class DaySampler:
+    """Draws day n+1 for a batch of members from their last two days (model space)."""
+
+    def __init__(self, bundle: Bundle, sampler: SamplerConfig, device: torch.device) -> None:
+        self.models = {kind: model.to(device) for kind, model in bundle.models.items()}
+        self.sampler = sampler
+        self.device = device
+        if sampler.guidance > 0 and "disc" not in self.models:
+            raise ClimdiffError("guidance needs a discriminator, and this bundle has none (use --guidance 0)")
+
+    def __call__(self, last: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+        last = last.to(self.device)
+        cond = torch.cat([last[:, 1], last[:, 0]], dim=1)  # x^n, x^{n-1}: newest first
+        if "vdm" in self.models:
+            vdm = self.models["vdm"]
+            denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = lambda x, s: vdm(x, s, cond)  # noqa: E731
+        else:
+            idm = self.models["idm"]
+            denoiser = lambda x, s: idm(x, s)  # noqa: E731
+        guide = None
+        if self.sampler.guidance > 0:
+            guide = discriminator_guide(self.models["disc"], cond, self.sampler.logit_clip)
+        with torch.no_grad():
+            return edm_sample(denoiser, last[:, 1].shape, generators, self.sampler, guide, device=self.device).cpu()
+
+
+def _limit(bundle: Bundle, factor: float) -> float:
+    """Largest acceptable |value| in model space: factor x the training data's largest excursion."""
+    norm = bundle.meta["normalization"]
+    if "min" in norm and "max" in norm:
+        excursion = max(abs(norm["min"] - norm["mean"]), abs(norm["max"] - norm["mean"])) / norm["std"]
+    else:
+        excursion = 5.0
+    return factor * excursion
+
+
+def _grid_coords(bundle: Bundle) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+    grid = bundle.meta["grid"]
+    dims = grid.get("dims", ["y", "x"])
+    coords, attrs = {}, {}
+    for dim, n in zip(dims, grid["shape"], strict=True):
+        coords[dim] = np.arange(n, dtype=np.float64) * (grid.get("length", 2 * math.pi) / n)
+        attrs[dim] = {"long_name": f"{dim} position", "units": "1", "axis": dim.upper()}
+    return coords, attrs
+
+
+def emulate(
+    bundle: Bundle,
+    out: Path,
+    config: EmulateConfig,
+    *,
+    batch: int | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    command: str = "",
+    after_commit: Callable[[int], None] | None = None,
+) -> EmulationResult:
+    """Run (or resume, or refuse) an emulation into ``out``; ``after_commit`` gets the lowest
+    committed day count after every block (tests stop runs with it)."""
+    out = Path(out)
+    device = resolve_device(config.device)
+    calendar = bundle.meta["calendar"]
+    initial_last = parse_date(bundle.initial_dates[-1][:10], calendar)
+    start = parse_date(config.start, calendar) if config.start else add_days(initial_last, 1)
+    identity = config.identity(bundle)
+    resume = claim_output(out, kind=EMULATION_KIND, config=identity, overwrite=overwrite, header=read_emulation_header(out))
+    variable = bundle.meta["variable"]["name"]
+    frame_shape = tuple(bundle.initial_state.shape[1:])
+    if frame_shape[0] != 1:
+        raise ClimdiffError("emulate writes one variable per bundle; this bundle has several channels")
+    if resume:
+        store = EmulationStore.open(out, variable, frame_shape)
+    else:
+        coords, coord_attrs = _grid_coords(bundle)
+        store = EmulationStore.create(
+            out,
+            config=identity,
+            variable=variable,
+            variable_attrs={"long_name": variable, "units": bundle.meta["variable"]["units"]},
+            members=config.members,
+            days=config.days,
+            time_units=time_units(start),
+            calendar=calendar,
+            coords=coords,
+            coord_attrs=coord_attrs,
+            frame_shape=frame_shape,
+            time_chunk=config.time_chunk,
+            attrs={
+                "title": f"climdiff emulation ({bundle.meta['mode']}) with bundle {bundle.meta['name']}",
+                "Conventions": "CF-1.10",
+                "history": command,
+                "bundle_sha256": bundle.meta["bundle_sha256"],
+                "sampler": config.sampler.to_dict(),
+                "guidance_lambda": config.sampler.guidance,
+                "seed": config.seed,
+                "initial_dates": bundle.initial_dates,
+                "climdiff_version": __version__,
+                "torch_version": torch.__version__,
+                "threads": torch.get_num_threads(),
+                "device": str(device),
+            },
+            zarr_format=config.zarr_format,
+        )
+
+    norm = bundle.meta["normalization"]
+    mean, std = float(norm["mean"]), float(norm["std"])
+    initial = (bundle.initial_state - mean) / std
+    states = [
+        store.load_state(m) or MemberState(initial.clone(), _member_generator(config.seed, m)) for m in range(config.members)
+    ]
+    sample = DaySampler(bundle, config.sampler, device)
+    limit = _limit(bundle, config.blowup_factor)
+    batch = batch or config.members
+    if batch < 1:
+        raise ClimdiffError(f"--batch must be positive, got {batch}")
+
+    done = sum(s.days_done for s in states)
+    with ProgressReporter(
+        f"emulate {config.members} member(s)", config.days * config.members, unit="member-days",
+        rate_label="SYPD", quiet=quiet, completed=done,
+    ) as progress:  # fmt: skip
+        while True:
+            todo = [m for m, s in enumerate(states) if s.days_done < config.days]
+            if not todo:
+                break
+            first = min(states[m].days_done for m in todo)
+            cohort = [m for m in todo if states[m].days_done == first]
+            stop = min(config.days, (first // config.time_chunk + 1) * config.time_chunk)
+            t0 = time.perf_counter()
+            block = np.full((len(cohort), stop - first, *frame_shape[1:]), np.nan, dtype=np.float32)
+            for day in range(first, stop):
+                for lo in range(0, len(cohort), batch):
+                    members = [m for m in cohort[lo : lo + batch] if not states[m].stopped]
+                    if members:
+                        new = _draw_checked(sample, [states[m] for m in members], day, limit, config.max_redraws)
+                        for m, x in zip(members, new, strict=True):
+                            if x is not None:
+                                block[cohort.index(m), day - first] = (x[0] * std + mean).numpy()
+            for i, m in enumerate(cohort):
+                states[m].days_done = stop
+                store.write_block(m, first, block[i], states[m])
+            elapsed = time.perf_counter() - t0
+            member_days = len(cohort) * (stop - first)
+            progress.advance(member_days, rate=member_days / 365.0 / elapsed * 86400.0)
+            if after_commit is not None:
+                after_commit(min(s.days_done for s in states))
+
+    stopped = {m: s.stopped_day for m, s in enumerate(states) if s.stopped}
+    redraws = {m: s.redraws for m, s in enumerate(states) if s.redraws}
+    store.finish(stopped_members=len(stopped), total_redraws=sum(redraws.values()))
+    return EmulationResult(out, config.days, config.members, stopped, redraws)
+
+
+def _draw_checked(
+    sample: DaySampler, states: list[MemberState], day: int, limit: float, max_redraws: int
+) -> list[torch.Tensor | None]:
+    """One day (C, H, W) for each member, drawn again with fresh noise while it fails the
+    stability check; a member that still fails after ``max_redraws`` stops (None)."""
+    result: list[torch.Tensor | None] = [None] * len(states)
+    pending = list(range(len(states)))
+    for attempt in range(max_redraws + 1):
+        if attempt > 0:
+            for i in pending:
+                states[i].redraws += 1
+        x = sample(torch.stack([states[i].last for i in pending]), [states[i].generator for i in pending])
+        ok = torch.isfinite(x).flatten(1).all(1) & (x.abs().flatten(1).amax(1) <= limit)
+        for j, i in enumerate(pending):
+            if bool(ok[j]):
+                result[i] = x[j]
+                states[i].last = torch.stack([states[i].last[1], x[j]])
+        pending = [i for j, i in enumerate(pending) if not bool(ok[j])]
+        if not pending:
+            break
+    for i in pending:
+        states[i].stopped_day = day
+    return result

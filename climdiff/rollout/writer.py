@@ -1,0 +1,171 @@
+"""The emulation store: a Zarr group created up front with its whole time axis.
+
+Layout: the field ``(member, time, y, x)`` in physical units, chunked ``(1, time_chunk, y, x)``;
+``time`` (days since the first generated day, in the bundle's cftime calendar), ``member``
+(standard_name ``realization``), ``y``, ``x``; per-member arrays: ``resume_state`` (the last two
+days in model space, the member's random generator, days done, redraws, the day it stopped),
+``redraws`` and ``stopped_day``. Because the shape never changes, the consolidated metadata
+written at creation stays valid for the whole run; the final attributes are consolidated once
+at the end.
+
+Crash safety: a member's block of days (aligned to ``time_chunk``) is written as whole chunks,
+then its resume state is replaced - one chunk file, written atomically by Zarr's local store -
+so the state never describes days that are not on disk, and a resumed member recomputes at most
+one block, bit for bit. Members own disjoint chunks, so ranks never write the same file.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import zarr
+from zarr.errors import ZarrUserWarning
+
+from climdiff import __version__
+from climdiff.resume import OutputHeader
+
+STORE_ATTR = "climdiff"
+EMULATION_KIND = "emulation"
+RNG_BYTES = int(torch.Generator().get_state().numel())
+
+
+@dataclass
+class MemberState:
+    """What continues one member bit for bit: its last two days (model space, oldest first),
+    its generator, and its counters."""
+
+    last: torch.Tensor
+    generator: torch.Generator
+    days_done: int = 0
+    redraws: int = 0
+    stopped_day: int = -1
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_day >= 0
+
+
+def state_bytes(frame_shape: tuple[int, ...]) -> int:
+    return 2 * int(np.prod(frame_shape)) * 4 + RNG_BYTES + 3 * 8
+
+
+def encode_state(state: MemberState) -> np.ndarray:
+    last = state.last.detach().to("cpu", torch.float32).numpy().tobytes()
+    rng = state.generator.get_state().numpy().tobytes()
+    counters = np.array([state.days_done, state.redraws, state.stopped_day], dtype=np.int64).tobytes()
+    return np.frombuffer(last + rng + counters, dtype=np.uint8)
+
+
+def decode_state(row: np.ndarray, frame_shape: tuple[int, ...]) -> MemberState:
+    n_last = 2 * int(np.prod(frame_shape)) * 4
+    raw = row.tobytes()
+    last = torch.from_numpy(np.frombuffer(raw[:n_last], dtype=np.float32).reshape(2, *frame_shape).copy())
+    generator = torch.Generator()
+    generator.set_state(torch.from_numpy(np.frombuffer(raw[n_last : n_last + RNG_BYTES], dtype=np.uint8).copy()))
+    days, redraws, stopped = np.frombuffer(raw[n_last + RNG_BYTES :], dtype=np.int64)
+    return MemberState(last, generator, int(days), int(redraws), int(stopped))
+
+
+def _array(group: zarr.Group, name: str, *, dims: tuple[str, ...], zarr_format: int, **kwargs: Any) -> zarr.Array:
+    """Create an array with named dimensions in either Zarr format (v2 keeps them in an attribute)."""
+    attrs = dict(kwargs.pop("attributes", {}))
+    if zarr_format == 3:
+        return group.create_array(name, dimension_names=dims, attributes=attrs, **kwargs)
+    # v2 readers take fill_value as _FillValue: a default of 0 would mask day 0 and member 0.
+    kwargs.setdefault("fill_value", None)
+    return group.create_array(name, attributes={**attrs, "_ARRAY_DIMENSIONS": list(dims)}, **kwargs)
+
+
+def read_emulation_header(path: Path) -> OutputHeader | None:
+    try:
+        meta = dict(zarr.open_group(str(path), mode="r").attrs[STORE_ATTR])
+        return OutputHeader(kind=meta["kind"], config=meta["config"], complete=bool(meta["complete"]))
+    except Exception:  # not a climdiff store
+        return None
+
+
+class EmulationStore:
+    """Writes days of members into a pre-shaped store; reads and writes resume states."""
+
+    def __init__(self, path: Path, group: zarr.Group, variable: str, frame_shape: tuple[int, ...]) -> None:
+        self.path = path
+        self.group = group
+        self.variable = variable
+        self.frame_shape = frame_shape
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        *,
+        config: dict[str, Any],
+        variable: str,
+        variable_attrs: dict[str, Any],
+        members: int,
+        days: int,
+        time_units: str,
+        calendar: str,
+        coords: dict[str, np.ndarray],
+        coord_attrs: dict[str, dict[str, Any]],
+        frame_shape: tuple[int, ...],
+        time_chunk: int,
+        attrs: dict[str, Any],
+        zarr_format: int = 3,
+    ) -> EmulationStore:
+        group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+        spatial = tuple(coords)
+        _array(group, "time", dims=("time",), zarr_format=zarr_format, data=np.arange(days, dtype=np.int64),
+               chunks=(min(days, 100_000),),
+               attributes={"standard_name": "time", "units": time_units, "calendar": calendar, "axis": "T"})  # fmt: skip
+        _array(group, "member", dims=("member",), zarr_format=zarr_format, data=np.arange(members, dtype=np.int64),
+               attributes={"standard_name": "realization", "long_name": "ensemble member"})  # fmt: skip
+        for name, values in coords.items():
+            _array(group, name, dims=(name,), zarr_format=zarr_format, data=values, attributes=coord_attrs.get(name, {}))
+        _array(group, variable, dims=("member", "time", *spatial), zarr_format=zarr_format,
+               shape=(members, days, *frame_shape[-2:]), chunks=(1, min(time_chunk, days), *frame_shape[-2:]),
+               dtype="float32", fill_value=np.nan, attributes=variable_attrs)  # fmt: skip
+        nbytes = state_bytes(frame_shape)
+        _array(group, "resume_state", dims=("member", "state_byte"), zarr_format=zarr_format,
+               shape=(members, nbytes), chunks=(1, nbytes), dtype="uint8", fill_value=0,
+               attributes={"long_name": "per-member resume state (climdiff internal)"})  # fmt: skip
+        _array(group, "redraws", dims=("member",), zarr_format=zarr_format, data=np.zeros(members, dtype=np.int64),
+               chunks=(1,), attributes={"long_name": "days drawn again after a failed stability check"})  # fmt: skip
+        _array(group, "stopped_day", dims=("member",), zarr_format=zarr_format, data=np.full(members, -1, dtype=np.int64),
+               chunks=(1,), attributes={"long_name": "index of the day a member stopped at (-1: ran to the end)"})  # fmt: skip
+        meta = {"kind": EMULATION_KIND, "format_version": 1, "climdiff_version": __version__, "config": config, "complete": False}
+        group.attrs.update({**attrs, STORE_ATTR: meta})
+        store = cls(path, group, variable, frame_shape)
+        store.consolidate()
+        return store
+
+    @classmethod
+    def open(cls, path: Path, variable: str, frame_shape: tuple[int, ...]) -> EmulationStore:
+        return cls(path, zarr.open_group(str(path), mode="r+", use_consolidated=False), variable, frame_shape)
+
+    def consolidate(self) -> None:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=ZarrUserWarning)  # consolidated v3 metadata: xarray uses it
+            zarr.consolidate_metadata(str(self.path))
+
+    def load_state(self, member: int) -> MemberState | None:
+        row = self.group["resume_state"][member]
+        if not row.any():
+            return None
+        return decode_state(row, self.frame_shape)
+
+    def write_block(self, member: int, start: int, values: np.ndarray, state: MemberState) -> None:
+        """Days ``start .. start + len(values)`` of ``member`` (physical units), then its state."""
+        self.group[self.variable][member, start : start + len(values)] = values
+        self.group["resume_state"][member] = encode_state(state)
+        self.group["redraws"][member] = state.redraws
+        self.group["stopped_day"][member] = state.stopped_day
+
+    def finish(self, **summary: Any) -> None:
+        meta = dict(self.group.attrs[STORE_ATTR])
+        self.group.attrs[STORE_ATTR] = {**meta, "complete": True, **summary}
+        self.consolidate()

@@ -1,0 +1,159 @@
+"""`climdiff emulate`: the rollout engine and its store, with a real (tiny) trained bundle."""
+
+from __future__ import annotations
+
+import cftime
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+import zarr
+
+from climdiff.bundle import load_bundle
+from climdiff.errors import ClimdiffError, StoreError
+from climdiff.rollout.calendar import days_in_years, parse_date
+from climdiff.rollout.engine import DaySampler, EmulateConfig, emulate
+
+
+def config(**overrides) -> EmulateConfig:
+    bundle_sampler = {"days": 6, "members": 3, "seed": 5, "time_chunk": 4}
+    return EmulateConfig(**{**bundle_sampler, **overrides})
+
+
+@pytest.fixture(scope="module")
+def bundle(guided_bundle):
+    return load_bundle(guided_bundle)
+
+
+@pytest.fixture(scope="module")
+def reference_run(bundle, tmp_path_factory):
+    cfg = config(sampler=bundle.sampler)
+    return emulate(bundle, tmp_path_factory.mktemp("emu") / "ref.zarr", cfg, quiet=True).path
+
+
+def test_store_is_cf_and_opens_with_decoded_dates(bundle, reference_run) -> None:
+    ds = xr.open_zarr(reference_run)
+    assert ds["vorticity"].dims == ("member", "time", "y", "x") and ds["vorticity"].shape == (3, 6, 32, 32)
+    assert ds["member"].attrs["standard_name"] == "realization"
+    assert isinstance(ds["time"].values[0], cftime.DatetimeNoLeap)
+    last_initial = parse_date(bundle.initial_dates[-1][:10], "noleap")
+    assert (ds["time"].values[0] - last_initial).days == 1
+    values = ds["vorticity"].values
+    assert np.isfinite(values).all()
+    # physical units: the spread is that of vorticity, not of standardised data
+    assert 0.3 * bundle.meta["normalization"]["std"] < values.std() < 3 * bundle.meta["normalization"]["std"]
+    assert ds.attrs["climdiff"]["complete"] is True and ds.attrs["guidance_lambda"] == 3.0
+    assert (ds["stopped_day"].values == -1).all() and (ds["redraws"].values == 0).all()
+    # members are different chains
+    assert not np.allclose(values[0], values[1])
+
+
+def test_same_seed_same_run_and_members_do_not_depend_on_batching(bundle, reference_run, tmp_path) -> None:
+    cfg = config(sampler=bundle.sampler)
+    again = emulate(bundle, tmp_path / "again.zarr", cfg, quiet=True).path
+    a, b = zarr.open_group(str(reference_run))["vorticity"][:], zarr.open_group(str(again))["vorticity"][:]
+    np.testing.assert_array_equal(a, b)
+    one_by_one = emulate(bundle, tmp_path / "b1.zarr", cfg, batch=1, quiet=True).path
+    np.testing.assert_allclose(zarr.open_group(str(one_by_one))["vorticity"][:], a, rtol=1e-4, atol=1e-4)
+
+
+class Stop(Exception):
+    pass
+
+
+def test_interrupted_run_resumes_bit_for_bit(bundle, reference_run, tmp_path) -> None:
+    cfg = config(sampler=bundle.sampler)
+    out = tmp_path / "resumed.zarr"
+
+    def stop(days: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        emulate(bundle, out, cfg, quiet=True, after_commit=stop)
+    partial = zarr.open_group(str(out))["vorticity"][:]
+    assert np.isfinite(partial[:, :4]).all() and np.isnan(partial[:, 4:]).all()
+    emulate(bundle, out, cfg, quiet=True)
+    np.testing.assert_array_equal(zarr.open_group(str(out))["vorticity"][:], zarr.open_group(str(reference_run))["vorticity"][:])
+    with pytest.raises(StoreError, match="already complete"):
+        emulate(bundle, out, cfg, quiet=True)
+    with pytest.raises(StoreError, match="differs in: members"):
+        emulate(bundle, out, config(sampler=bundle.sampler, members=2), quiet=True)
+
+
+def test_blow_up_is_redrawn_then_stops_the_member(bundle, tmp_path, monkeypatch) -> None:
+    """Member 1 blows up from day 2 on, whatever the noise: redrawn 3 times, then stopped, with
+    every earlier day kept; the other members run on."""
+    healthy = DaySampler.__call__
+    day = {"index": -1}
+
+    def member_1_blows_up(self, last, generators):  # noqa: ANN001, ANN202
+        x = healthy(self, last, generators)
+        if len(generators) == 3:  # a new day for the whole cohort
+            day["index"] += 1
+        if day["index"] >= 2 and len(generators) in (1, 3):  # member 1, alone (a redraw) or with all
+            x[1 if len(generators) == 3 else 0] = float("nan")
+        return x
+
+    monkeypatch.setattr(DaySampler, "__call__", member_1_blows_up)
+    result = emulate(bundle, tmp_path / "blow.zarr", config(sampler=bundle.sampler), quiet=True)
+    assert result.stopped == {1: 2} and result.redraws == {1: 3}
+    ds = xr.open_zarr(tmp_path / "blow.zarr")
+    values = ds["vorticity"].values
+    assert np.isfinite(values[1, :2]).all() and np.isnan(values[1, 2:]).all()
+    assert np.isfinite(values[[0, 2]]).all()
+    assert list(ds["stopped_day"].values) == [-1, 2, -1] and list(ds["redraws"].values) == [0, 3, 0]
+
+
+def test_unguided_ablation_skips_the_discriminator(bundle, tmp_path, monkeypatch) -> None:
+    def fail(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the discriminator must not be evaluated at lambda = 0")
+
+    monkeypatch.setattr(bundle.models["disc"], "forward", fail)
+    run = emulate(bundle, tmp_path / "plain.zarr", config(sampler=bundle.sampler.replace(guidance=0.0), days=2), quiet=True)
+    assert np.isfinite(xr.open_zarr(run.path)["vorticity"].values).all()
+
+
+def test_zarr_format_2_output(bundle, tmp_path) -> None:
+    run = emulate(bundle, tmp_path / "v2.zarr", config(sampler=bundle.sampler, days=2, members=1, zarr_format=2), quiet=True)
+    ds = xr.open_zarr(run.path)
+    assert ds["vorticity"].dims == ("member", "time", "y", "x")
+    assert zarr.open_group(str(run.path)).metadata.zarr_format == 2
+
+
+def test_calendar_arithmetic() -> None:
+    assert days_in_years(parse_date("0001-01-01", "noleap"), 100) == 36_500
+    assert days_in_years(parse_date("2000-01-01", "standard"), 100) == 36_525
+    assert days_in_years(parse_date("2000-02-29", "standard"), 1) == 366
+    with pytest.raises(ClimdiffError, match="not a date in the noleap calendar"):
+        parse_date("2001-02-29", "noleap")
+    with pytest.raises(ClimdiffError, match="YYYY-MM-DD"):
+        parse_date("yesterday", "noleap")
+
+
+def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
+    out = tmp_path / "cli.zarr"
+    ok = cli("emulate", "--checkpoint", guided_bundle, "--days", "3", "--members", "2", "--out", out, "--quiet", "--steps", "10")
+    assert ok.exit_code == 0, ok.stderr
+    assert "wrote 2 member(s) x 3 days" in ok.stdout
+    ds = xr.open_zarr(out)
+    assert ds.attrs["sampler"]["steps"] == 10 and ds.sizes["time"] == 3
+    for args, message in [
+        (["--days", "3", "--years", "1"], "exactly one of --years and --days"),
+        (["--years", "0"], "--years must be positive"),
+        (["--days", "0"], "at least one day"),
+        (["--days", "2", "--start", "0005-02-30"], "not a date in the noleap calendar"),
+        (["--days", "2", "--members", "0"], "--members must be positive"),
+    ]:
+        result = cli("emulate", "--checkpoint", guided_bundle, "--out", tmp_path / "x.zarr", "--quiet", *args)
+        assert result.exit_code != 0 and message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+    missing = cli("emulate", "--checkpoint", tmp_path / "none.bundle", "--days", "2", "--out", tmp_path / "y.zarr")
+    assert missing.exit_code != 0 and "does not exist" in missing.stderr
+    again = cli("emulate", "--checkpoint", guided_bundle, "--days", "3", "--members", "2", "--out", out, "--quiet", "--steps", "10")
+    assert again.exit_code != 0 and "already complete" in again.stderr
+
+
+def test_guidance_changes_the_days(bundle, reference_run, tmp_path) -> None:
+    plain = emulate(bundle, tmp_path / "p.zarr", config(sampler=bundle.sampler.replace(guidance=0.0)), quiet=True).path
+    guided = zarr.open_group(str(reference_run))["vorticity"][:]
+    assert not np.allclose(zarr.open_group(str(plain))["vorticity"][:], guided)
+    assert torch.is_tensor(bundle.initial_state)
