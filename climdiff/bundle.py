@@ -80,13 +80,21 @@ def _bundle_digest(files: dict[str, str], settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _agree(a: Any, b: Any) -> bool:
+    """Equal, or for descriptions (dicts) equal on every entry both give: a model written before
+    an entry was added (e.g. the training min/max) still fits."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(a[k] == b[k] for k in set(a) & set(b))
+    return a == b
+
+
 def _check_compatible(headers: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The shared description of the models' data; refuse models made for different data."""
     names = list(headers)
     first = headers[names[0]]
     for name in names[1:]:
         for key in SHARED_KEYS:
-            if headers[name].get(key) != first.get(key):
+            if not _agree(headers[name].get(key), first.get(key)):
                 raise BundleError(
                     f"the {names[0]} and the {name} were trained for different data ({key} differs: "
                     f"{first.get(key)} vs {headers[name].get(key)})"

@@ -157,3 +157,18 @@ def test_guidance_changes_the_days(bundle, reference_run, tmp_path) -> None:
     guided = zarr.open_group(str(reference_run))["vorticity"][:]
     assert not np.allclose(zarr.open_group(str(plain))["vorticity"][:], guided)
     assert torch.is_tensor(bundle.initial_state)
+
+
+def test_embedded_default_runs_out_of_the_box(cli, tmp_path) -> None:
+    from climdiff.assets import DEFAULT_MODEL, available_models, embedded_bundle
+
+    assert DEFAULT_MODEL in available_models()
+    shipped = load_bundle(embedded_bundle())
+    assert shipped.kind == "guided" and shipped.meta["calendar"] == "noleap"
+    out = tmp_path / "default.zarr"
+    result = cli("emulate", "--days", "2", "--out", out, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    ds = xr.open_zarr(out)
+    assert ds.sizes["time"] == 2 and np.isfinite(ds[shipped.meta["variable"]["name"]].values).all()
+    unknown = cli("emulate", "--model", "nosuch", "--days", "2", "--out", tmp_path / "n.zarr")
+    assert unknown.exit_code != 0 and f"available: {DEFAULT_MODEL}" in unknown.stderr

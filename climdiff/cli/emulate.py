@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from climdiff.assets import DEFAULT_MODEL, embedded_bundle
 from climdiff.bundle import load_bundle
 from climdiff.cli.common import Device, OutPath, Overwrite, Quiet, Threads, command_line
 from climdiff.errors import ClimdiffError
@@ -18,7 +19,8 @@ from climdiff.runtime import configure_threads
 
 def emulate(
     out: OutPath,
-    checkpoint: Annotated[Path, typer.Option(help="Bundle made by `climdiff bundle`.", show_default=False)],
+    model: Annotated[str, typer.Option(help="Name of an embedded model (shipped in the package).")] = DEFAULT_MODEL,
+    checkpoint: Annotated[Path | None, typer.Option(help="A bundle made by `climdiff bundle` (instead of --model).")] = None,
     years: Annotated[int | None, typer.Option(help="Length in calendar years (instead of --days).")] = None,
     days: Annotated[int | None, typer.Option(help="Length in days (instead of --years).")] = None,
     members: Annotated[int, typer.Option(help="Ensemble members (independent chains).")] = 1,
@@ -43,7 +45,7 @@ def emulate(
         raise ClimdiffError("give exactly one of --years and --days")
     if years is not None and years < 1:
         raise ClimdiffError(f"--years must be positive, got {years}")
-    bundle = load_bundle(checkpoint)
+    bundle = load_bundle(checkpoint if checkpoint is not None else embedded_bundle(model))
     calendar = bundle.meta["calendar"]
     first = parse_date(start, calendar) if start else add_days(parse_date(bundle.initial_dates[-1][:10], calendar), 1)
     n_days = days if days is not None else days_in_years(first, years)

@@ -1,0 +1,130 @@
+"""Emulation performance of a bundle (default: the embedded model).
+
+    python benchmarks/emulate.py --members 1 8 32 --days 5 --threads 2
+    python benchmarks/emulate.py --memory-years 1 10          # peak memory of whole runs
+
+Prints: seconds per simulated day (and per member-day) at each ensemble size; the guidance
+overhead, time(lambda > 0) / time(lambda = 0) in one process; the achieved FLOP/s of the network
+calls against this machine's measured convolution peak; the writer's share of the run time; and
+(with --memory-years) the peak resident memory of complete runs of those lengths, each in a
+fresh process, which should not grow with the length.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from climdiff.assets import embedded_bundle
+from climdiff.bundle import load_bundle
+from climdiff.rollout import engine
+from climdiff.rollout.engine import EmulateConfig, emulate
+from climdiff.rollout.writer import EmulationStore
+
+
+def run_seconds(bundle, members: int, days: int, guidance: float | None = None) -> tuple[float, float]:  # noqa: ANN001
+    """(total seconds, seconds spent in the writer) of one run."""
+    sampler = bundle.sampler if guidance is None else bundle.sampler.replace(guidance=guidance)
+    writer_time = [0.0]
+    original = EmulationStore.write_block
+
+    def timed(self, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        t = time.perf_counter()
+        original(self, *args, **kwargs)
+        writer_time[0] += time.perf_counter() - t
+
+    EmulationStore.write_block = timed  # type: ignore[method-assign]
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = EmulateConfig(days=days, members=members, sampler=sampler, time_chunk=max(1, days // 2))
+            t0 = time.perf_counter()
+            emulate(bundle, Path(tmp) / "run.zarr", cfg, quiet=True)
+            return time.perf_counter() - t0, writer_time[0]
+    finally:
+        EmulationStore.write_block = original  # type: ignore[method-assign]
+
+
+def conv_peak_flops(seconds: float = 2.0) -> float:
+    """FLOP/s of a large 3x3 convolution, the best case for the networks' dominant kernel."""
+    x, w = torch.randn(16, 64, 64, 64), torch.randn(64, 64, 3, 3)
+    flops = 2 * 16 * 64 * 64 * 64 * 64 * 9
+    torch.nn.functional.conv2d(x, w, padding=1)
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        torch.nn.functional.conv2d(x, w, padding=1)
+        n += 1
+    return flops * n / (time.perf_counter() - t0)
+
+
+def day_flops(bundle, members: int) -> float:  # noqa: ANN001
+    """FLOPs of one simulated day's network calls (IDM calls, and discriminator forward+backward)."""
+    sampler = engine.DaySampler(bundle, bundle.sampler, torch.device("cpu"))
+    last = torch.zeros(members, 2, *bundle.initial_state.shape[1:])
+    generators = [torch.Generator().manual_seed(i) for i in range(members)]
+    with FlopCounterMode(display=False) as counter:
+        sampler(last, generators)
+    return float(counter.get_total_flops())
+
+
+_MEASURE = """
+import resource, sys
+from climdiff.cli import main
+sys.argv = ["climdiff", *sys.argv[1:]]
+try:
+    main()
+finally:
+    print("PEAK_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+"""
+
+
+def peak_memory_mb(bundle_path: Path, years: int) -> float:
+    """Peak resident memory of a complete run, measured inside its own process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = ["emulate", "--checkpoint", str(bundle_path), "--years", str(years), "--out", str(Path(tmp) / "run.zarr"),
+                "--quiet", "--threads", str(torch.get_num_threads())]  # fmt: skip
+        done = subprocess.run([sys.executable, "-c", _MEASURE, *args], capture_output=True, text=True, check=True)
+        kb = next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("PEAK_KB"))
+        return int(kb) / 1024.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundle", type=Path, default=None, help="bundle (default: the embedded model)")
+    parser.add_argument("--members", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--days", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--memory-years", type=int, nargs="*", default=[])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    path = args.bundle or embedded_bundle()
+    bundle = load_bundle(path)
+    print(f"torch {torch.__version__}, {args.threads} threads, load {os.getloadavg()[0]:.2f}; bundle {path}")
+    print(f"sampler: {bundle.sampler.steps} steps, lambda {bundle.sampler.guidance}")
+    run_seconds(bundle, 1, 1)  # warm-up
+    peak = conv_peak_flops()
+    print(f"\nconvolution peak: {peak / 1e9:.1f} GFLOP/s\n")
+    print("| members | s per day | s per member-day | 100 years of one member (h) | writer share | network GFLOP/s | of peak |")
+    print("|---|---|---|---|---|---|---|")
+    for members in args.members:
+        total, writer = run_seconds(bundle, members, args.days)
+        per_day = total / args.days
+        achieved = day_flops(bundle, members) / per_day
+        print(f"| {members} | {per_day:.3f} | {per_day / members:.4f} | {per_day / members * 36500 / 3600:.2f} | "
+              f"{writer / total:.1%} | {achieved / 1e9:.2f} | {achieved / peak:.1%} |")  # fmt: skip
+    guided, _ = run_seconds(bundle, 1, args.days)
+    plain, _ = run_seconds(bundle, 1, args.days, guidance=0.0)
+    print(f"\nguidance overhead (1 member): {guided / plain:.2f} x the unguided time")
+    for years in args.memory_years:
+        print(f"peak memory, {years}-year run: {peak_memory_mb(path, years):.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
