@@ -212,9 +212,9 @@ def emulate(
             first = min(states[m].days_done for m in todo)
             cohort = [m for m in todo if states[m].days_done == first]
             stop = min(config.days, (first // config.time_chunk + 1) * config.time_chunk)
-            t0 = time.perf_counter()
             block = np.full((len(cohort), stop - first, *frame_shape[1:]), np.nan, dtype=np.float32)
             for day in range(first, stop):
+                t0 = time.perf_counter()
                 for lo in range(0, len(cohort), batch):
                     members = [m for m in cohort[lo : lo + batch] if not states[m].stopped]
                     if members:
@@ -222,12 +222,11 @@ def emulate(
                         for m, x in zip(members, new, strict=True):
                             if x is not None:
                                 block[cohort.index(m), day - first] = (x[0] * std + mean).numpy()
+                # simulated member-years per wall-clock day
+                progress.advance(len(cohort), rate=len(cohort) / 365.0 / (time.perf_counter() - t0) * 86400.0)
             for i, m in enumerate(cohort):
                 states[m].days_done = stop
                 store.write_block(m, first, block[i], states[m])
-            elapsed = time.perf_counter() - t0
-            member_days = len(cohort) * (stop - first)
-            progress.advance(member_days, rate=member_days / 365.0 / elapsed * 86400.0)
             if after_commit is not None:
                 after_commit(min(s.days_done for s in states))
 
