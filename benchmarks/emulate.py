@@ -1,12 +1,12 @@
 """Emulation performance of a bundle (default: the embedded model).
 
     python benchmarks/emulate.py --members 1 8 32 --days 5 --threads 2
-    python benchmarks/emulate.py --memory-years 1 10          # peak memory of whole runs
+    python benchmarks/emulate.py --memory-days 365 3650       # peak memory of whole runs
 
 Prints: seconds per simulated day (and per member-day) at each ensemble size; the guidance
 overhead, time(lambda > 0) / time(lambda = 0) in one process; the achieved FLOP/s of the network
 calls against this machine's measured convolution peak; the writer's share of the run time; and
-(with --memory-years) the peak resident memory of complete runs of those lengths, each in a
+(with --memory-days) the peak resident memory of complete runs of those lengths, each in a
 fresh process, which should not grow with the length.
 """
 
@@ -25,7 +25,6 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from climdiff.assets import embedded_bundle
 from climdiff.bundle import load_bundle
-from climdiff.rollout import engine
 from climdiff.rollout.engine import EmulateConfig, emulate
 from climdiff.rollout.writer import EmulationStore
 
@@ -64,14 +63,24 @@ def conv_peak_flops(seconds: float = 2.0) -> float:
     return flops * n / (time.perf_counter() - t0)
 
 
-def day_flops(bundle, members: int) -> float:  # noqa: ANN001
-    """FLOPs of one simulated day's network calls (IDM calls, and discriminator forward+backward)."""
-    sampler = engine.DaySampler(bundle, bundle.sampler, torch.device("cpu"))
-    last = torch.zeros(members, 2, *bundle.initial_state.shape[1:])
-    generators = [torch.Generator().manual_seed(i) for i in range(members)]
-    with FlopCounterMode(display=False) as counter:
-        sampler(last, generators)
+def _flops(fn) -> float:  # noqa: ANN001
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        fn()
     return float(counter.get_total_flops())
+
+
+def day_flops(bundle, members: int) -> float:  # noqa: ANN001
+    """FLOPs of one simulated day's network calls: 2N - 1 IDM calls, and as many discriminator
+    passes when guided, each forward + backward counted as 3 forwards (the usual estimate; the
+    FLOP counter cannot run inside autograd.grad)."""
+    shape = (members, *bundle.initial_state.shape[1:])
+    x, sigma = torch.zeros(shape), torch.ones(members)
+    calls = 2 * bundle.sampler.steps - 1
+    total = calls * _flops(lambda: bundle.models["idm"](x, sigma))
+    if bundle.sampler.guidance > 0:
+        cond = torch.zeros(members, 2 * shape[1], *shape[2:])
+        total += calls * 3 * _flops(lambda: bundle.models["disc"](x, sigma, cond))
+    return total
 
 
 _MEASURE = """
@@ -85,10 +94,10 @@ finally:
 """
 
 
-def peak_memory_mb(bundle_path: Path, years: int) -> float:
+def peak_memory_mb(bundle_path: Path, days: int) -> float:
     """Peak resident memory of a complete run, measured inside its own process."""
     with tempfile.TemporaryDirectory() as tmp:
-        args = ["emulate", "--checkpoint", str(bundle_path), "--years", str(years), "--out", str(Path(tmp) / "run.zarr"),
+        args = ["emulate", "--checkpoint", str(bundle_path), "--days", str(days), "--out", str(Path(tmp) / "run.zarr"),
                 "--quiet", "--threads", str(torch.get_num_threads())]  # fmt: skip
         done = subprocess.run([sys.executable, "-c", _MEASURE, *args], capture_output=True, text=True, check=True)
         kb = next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("PEAK_KB"))
@@ -101,7 +110,7 @@ def main() -> None:
     parser.add_argument("--members", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--memory-years", type=int, nargs="*", default=[])
+    parser.add_argument("--memory-days", type=int, nargs="*", default=[])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     path = args.bundle or embedded_bundle()
@@ -122,8 +131,8 @@ def main() -> None:
     guided, _ = run_seconds(bundle, 1, args.days)
     plain, _ = run_seconds(bundle, 1, args.days, guidance=0.0)
     print(f"\nguidance overhead (1 member): {guided / plain:.2f} x the unguided time")
-    for years in args.memory_years:
-        print(f"peak memory, {years}-year run: {peak_memory_mb(path, years):.0f} MB")
+    for days in args.memory_days:
+        print(f"peak memory, {days}-day run: {peak_memory_mb(path, days):.0f} MB")
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from climdiff.assets import DEFAULT_MODEL, embedded_bundle
 from climdiff.bundle import load_bundle
 from climdiff.cli.common import Device, OutPath, Overwrite, Quiet, Threads, command_line
 from climdiff.errors import ClimdiffError
-from climdiff.rollout.calendar import add_days, days_in_years, parse_date
-from climdiff.rollout.engine import EmulateConfig
+from climdiff.rollout.calendar import days_in_years
+from climdiff.rollout.engine import EmulateConfig, first_day
 from climdiff.rollout.engine import emulate as run_emulation
 from climdiff.runtime import configure_threads
 
@@ -46,9 +46,7 @@ def emulate(
     if years is not None and years < 1:
         raise ClimdiffError(f"--years must be positive, got {years}")
     bundle = load_bundle(checkpoint if checkpoint is not None else embedded_bundle(model))
-    calendar = bundle.meta["calendar"]
-    first = parse_date(start, calendar) if start else add_days(parse_date(bundle.initial_dates[-1][:10], calendar), 1)
-    n_days = days if days is not None else days_in_years(first, years)
+    n_days = days if days is not None else days_in_years(first_day(bundle, start), years)
     sampler = bundle.sampler.replace(guidance=guidance, steps=steps)
     config = EmulateConfig(days=n_days, members=members, seed=seed, start=start, time_chunk=time_chunk,
                            sampler=sampler, device=device, zarr_format=zarr_format)  # fmt: skip

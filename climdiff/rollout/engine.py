@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cftime
 import numpy as np
 import torch
 
@@ -130,6 +131,14 @@ def _grid_coords(bundle: Bundle) -> tuple[dict[str, np.ndarray], dict[str, dict[
     return coords, attrs
 
 
+def first_day(bundle: Bundle, start: str | None) -> cftime.datetime:
+    """The date of the first generated day: ``start``, or the day after the initial state."""
+    calendar = bundle.meta["calendar"]
+    if start:
+        return parse_date(start, calendar)
+    return add_days(parse_date(bundle.initial_dates[-1][:10], calendar), 1)
+
+
 def emulate(
     bundle: Bundle,
     out: Path,
@@ -146,8 +155,7 @@ def emulate(
     out = Path(out)
     device = resolve_device(config.device)
     calendar = bundle.meta["calendar"]
-    initial_last = parse_date(bundle.initial_dates[-1][:10], calendar)
-    start = parse_date(config.start, calendar) if config.start else add_days(initial_last, 1)
+    start = first_day(bundle, config.start)
     identity = config.identity(bundle)
     resume = claim_output(out, kind=EMULATION_KIND, config=identity, overwrite=overwrite, header=read_emulation_header(out))
     variable = bundle.meta["variable"]["name"]
@@ -196,7 +204,7 @@ def emulate(
     ]
     sample = DaySampler(bundle, config.sampler, device)
     limit = _limit(bundle, config.blowup_factor)
-    batch = batch or config.members
+    batch = config.members if batch is None else batch
     if batch < 1:
         raise ClimdiffError(f"--batch must be positive, got {batch}")
 

@@ -37,6 +37,7 @@ from climdiff.models.presets import build_model, config_for
 from climdiff.models.unet import count_parameters
 from climdiff.progress import ProgressReporter
 from climdiff.resume import OutputHeader, claim_output
+from climdiff.runtime import resolve_device
 from climdiff.train.config import TrainConfig
 from climdiff.train.distributed import World, check_batch, init_world, local_device, shutdown
 from climdiff.train.ema import EMA
@@ -107,8 +108,6 @@ def train_model(
     ``after_checkpoint`` is called with the step after every checkpoint (tests use it to stop a
     run at a known point).
     """
-    from climdiff.runtime import resolve_device
-
     out = Path(out)
     target_device = resolve_device(device)
     world = init_world(target_device)
