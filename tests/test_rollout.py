@@ -172,3 +172,30 @@ def test_embedded_default_runs_out_of_the_box(cli, tmp_path) -> None:
     assert ds.sizes["time"] == 2 and np.isfinite(ds[shipped.meta["variable"]["name"]].values).all()
     unknown = cli("emulate", "--model", "nosuch", "--days", "2", "--out", tmp_path / "n.zarr")
     assert unknown.exit_code != 0 and f"available: {DEFAULT_MODEL}" in unknown.stderr
+
+
+def test_two_torchrun_ranks_write_disjoint_members_of_one_store(bundle, guided_bundle, tmp_path) -> None:
+    """Ranks split the members (m % 2) and write their own chunks; the store equals a single
+    process's run to float tolerance (members are batched differently)."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "ranks.zarr"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+         "--master_port", str(port), "-m", "climdiff", "emulate", "--checkpoint", str(guided_bundle), "--days", "4",
+         "--members", "3", "--time-chunk", "2", "--out", str(out), "--quiet", "--threads", "1"],
+        env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    single = emulate(bundle, tmp_path / "single.zarr", EmulateConfig(days=4, members=3, time_chunk=2, sampler=bundle.sampler), quiet=True)
+    ranks = xr.open_zarr(out)
+    assert ranks.attrs["climdiff"]["complete"] is True and ranks.attrs["ranks"] == 2
+    np.testing.assert_allclose(ranks["vorticity"].values, xr.open_zarr(single.path)["vorticity"].values, rtol=1e-4, atol=1e-4)

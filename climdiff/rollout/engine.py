@@ -34,6 +34,7 @@ from climdiff.resume import claim_output
 from climdiff.rollout.calendar import add_days, parse_date, time_units
 from climdiff.rollout.writer import EMULATION_KIND, EmulationStore, MemberState, read_emulation_header
 from climdiff.runtime import resolve_device
+from climdiff.train.distributed import init_world, local_device, shutdown
 from climdiff.sampling.config import SamplerConfig
 from climdiff.sampling.edm import edm_sample
 from climdiff.sampling.guidance import discriminator_guide
@@ -139,6 +140,42 @@ def first_day(bundle: Bundle, start: str | None) -> cftime.datetime:
     return add_days(parse_date(bundle.initial_dates[-1][:10], calendar), 1)
 
 
+def _create_store(bundle: Bundle, out: Path, config: EmulateConfig, identity: dict[str, Any], command: str,
+                  device: torch.device, world_size: int) -> EmulationStore:  # fmt: skip
+    coords, coord_attrs = _grid_coords(bundle)
+    variable = bundle.meta["variable"]["name"]
+    return EmulationStore.create(
+        out,
+        config=identity,
+        variable=variable,
+        variable_attrs={"long_name": variable, "units": bundle.meta["variable"]["units"]},
+        members=config.members,
+        days=config.days,
+        time_units=time_units(first_day(bundle, config.start)),
+        calendar=bundle.meta["calendar"],
+        coords=coords,
+        coord_attrs=coord_attrs,
+        frame_shape=tuple(bundle.initial_state.shape[1:]),
+        time_chunk=config.time_chunk,
+        attrs={
+            "title": f"climdiff emulation ({bundle.meta['mode']}) with bundle {bundle.meta['name']}",
+            "Conventions": "CF-1.10",
+            "history": command,
+            "bundle_sha256": bundle.meta["bundle_sha256"],
+            "sampler": config.sampler.to_dict(),
+            "guidance_lambda": config.sampler.guidance,
+            "seed": config.seed,
+            "initial_dates": bundle.initial_dates,
+            "climdiff_version": __version__,
+            "torch_version": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "device": str(device),
+            "ranks": world_size,
+        },
+        zarr_format=config.zarr_format,
+    )
+
+
 def emulate(
     bundle: Bundle,
     out: Path,
@@ -151,83 +188,79 @@ def emulate(
     after_commit: Callable[[int], None] | None = None,
 ) -> EmulationResult:
     """Run (or resume, or refuse) an emulation into ``out``; ``after_commit`` gets the lowest
-    committed day count after every block (tests stop runs with it)."""
-    out = Path(out)
-    device = resolve_device(config.device)
-    calendar = bundle.meta["calendar"]
-    start = first_day(bundle, config.start)
-    identity = config.identity(bundle)
-    resume = claim_output(out, kind=EMULATION_KIND, config=identity, overwrite=overwrite, header=read_emulation_header(out))
-    variable = bundle.meta["variable"]["name"]
-    frame_shape = tuple(bundle.initial_state.shape[1:])
-    if frame_shape[0] != 1:
-        raise ClimdiffError("emulate writes one variable per bundle; this bundle has several channels")
-    if resume:
-        store = EmulationStore.open(out, variable, frame_shape)
-    else:
-        coords, coord_attrs = _grid_coords(bundle)
-        store = EmulationStore.create(
-            out,
-            config=identity,
-            variable=variable,
-            variable_attrs={"long_name": variable, "units": bundle.meta["variable"]["units"]},
-            members=config.members,
-            days=config.days,
-            time_units=time_units(start),
-            calendar=calendar,
-            coords=coords,
-            coord_attrs=coord_attrs,
-            frame_shape=frame_shape,
-            time_chunk=config.time_chunk,
-            attrs={
-                "title": f"climdiff emulation ({bundle.meta['mode']}) with bundle {bundle.meta['name']}",
-                "Conventions": "CF-1.10",
-                "history": command,
-                "bundle_sha256": bundle.meta["bundle_sha256"],
-                "sampler": config.sampler.to_dict(),
-                "guidance_lambda": config.sampler.guidance,
-                "seed": config.seed,
-                "initial_dates": bundle.initial_dates,
-                "climdiff_version": __version__,
-                "torch_version": torch.__version__,
-                "threads": torch.get_num_threads(),
-                "device": str(device),
-            },
-            zarr_format=config.zarr_format,
-        )
+    committed day count after every block (tests stop runs with it).
 
+    Under torchrun each rank takes the members ``m`` with ``m % world_size == rank``: rank 0
+    creates the store, then every rank writes its own members' chunks (disjoint files), and
+    rank 0 completes the store once all are done.
+    """
+    out = Path(out)
+    world = init_world(resolve_device(config.device))
+    device = local_device(resolve_device(config.device), world)
+    try:
+        if tuple(bundle.initial_state.shape[1:2]) != (1,):
+            raise ClimdiffError("emulate writes one variable per bundle; this bundle has several channels")
+        batch = config.members if batch is None else batch
+        if batch < 1:
+            raise ClimdiffError(f"--batch must be positive, got {batch}")
+        identity = config.identity(bundle)
+        if world.is_main:
+            header = read_emulation_header(out)
+            if not claim_output(out, kind=EMULATION_KIND, config=identity, overwrite=overwrite, header=header):
+                _create_store(bundle, out, config, identity, command, device, world.size)
+        world.barrier()
+        store = EmulationStore.open(out, bundle.meta["variable"]["name"], tuple(bundle.initial_state.shape[1:]))
+        mine = [m for m in range(config.members) if m % world.size == world.rank]
+        _run_members(bundle, store, config, mine, batch, device, quiet or not world.is_main, after_commit)
+        world.barrier()
+        redraws = {m: int(v) for m, v in enumerate(store.group["redraws"][:]) if v}
+        stopped = {m: int(v) for m, v in enumerate(store.group["stopped_day"][:]) if v >= 0}
+        if world.is_main:
+            store.finish(stopped_members=len(stopped), total_redraws=sum(redraws.values()))
+        world.barrier()
+        return EmulationResult(out, config.days, config.members, stopped, redraws)
+    finally:
+        shutdown(world)
+
+
+def _run_members(
+    bundle: Bundle,
+    store: EmulationStore,
+    config: EmulateConfig,
+    members: list[int],
+    batch: int,
+    device: torch.device,
+    quiet: bool,
+    after_commit: Callable[[int], None] | None,
+) -> None:
+    """Advance ``members`` to the end, block by block (a block = one time chunk)."""
     norm = bundle.meta["normalization"]
     mean, std = float(norm["mean"]), float(norm["std"])
     initial = (bundle.initial_state - mean) / std
-    states = [
-        store.load_state(m) or MemberState(initial.clone(), _member_generator(config.seed, m)) for m in range(config.members)
-    ]
+    states = {m: store.load_state(m) or MemberState(initial.clone(), _member_generator(config.seed, m)) for m in members}
     sample = DaySampler(bundle, config.sampler, device)
     limit = _limit(bundle, config.blowup_factor)
-    batch = config.members if batch is None else batch
-    if batch < 1:
-        raise ClimdiffError(f"--batch must be positive, got {batch}")
-
-    done = sum(s.days_done for s in states)
+    frame = tuple(bundle.initial_state.shape[2:])
+    done = sum(s.days_done for s in states.values())
     with ProgressReporter(
-        f"emulate {config.members} member(s)", config.days * config.members, unit="member-days",
+        f"emulate {len(members)} member(s)", config.days * len(members), unit="member-days",
         rate_label="SYPD", quiet=quiet, completed=done,
     ) as progress:  # fmt: skip
         while True:
-            todo = [m for m, s in enumerate(states) if s.days_done < config.days]
+            todo = [m for m in members if states[m].days_done < config.days]
             if not todo:
                 break
             first = min(states[m].days_done for m in todo)
             cohort = [m for m in todo if states[m].days_done == first]
             stop = min(config.days, (first // config.time_chunk + 1) * config.time_chunk)
-            block = np.full((len(cohort), stop - first, *frame_shape[1:]), np.nan, dtype=np.float32)
+            block = np.full((len(cohort), stop - first, *frame), np.nan, dtype=np.float32)
             for day in range(first, stop):
                 t0 = time.perf_counter()
                 for lo in range(0, len(cohort), batch):
-                    members = [m for m in cohort[lo : lo + batch] if not states[m].stopped]
-                    if members:
-                        new = _draw_checked(sample, [states[m] for m in members], day, limit, config.max_redraws)
-                        for m, x in zip(members, new, strict=True):
+                    running = [m for m in cohort[lo : lo + batch] if not states[m].stopped]
+                    if running:
+                        new = _draw_checked(sample, [states[m] for m in running], day, limit, config.max_redraws)
+                        for m, x in zip(running, new, strict=True):
                             if x is not None:
                                 block[cohort.index(m), day - first] = (x[0] * std + mean).numpy()
                 # simulated member-years per wall-clock day
@@ -236,12 +269,7 @@ def emulate(
                 states[m].days_done = stop
                 store.write_block(m, first, block[i], states[m])
             if after_commit is not None:
-                after_commit(min(s.days_done for s in states))
-
-    stopped = {m: s.stopped_day for m, s in enumerate(states) if s.stopped}
-    redraws = {m: s.redraws for m, s in enumerate(states) if s.redraws}
-    store.finish(stopped_members=len(stopped), total_redraws=sum(redraws.values()))
-    return EmulationResult(out, config.days, config.members, stopped, redraws)
+                after_commit(min(s.days_done for s in states.values()))
 
 
 def _draw_checked(
