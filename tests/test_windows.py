@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs, offset_distribution
+from climdiff.data.windows import (
+    ConsecutiveWindows,
+    FrameSource,
+    OffsetPairs,
+    offset_distribution,
+)
 from climdiff.errors import ClimdiffError, StoreError
 
 

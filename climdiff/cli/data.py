@@ -10,10 +10,18 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from climdiff.cli.common import Device, Json, OutPath, Overwrite, Quiet, Threads, command_line
+from climdiff.cli.common import (
+    Device,
+    Json,
+    OutPath,
+    Overwrite,
+    Quiet,
+    Threads,
+    command_line,
+)
 from climdiff.data.info import describe_training_store
-from climdiff.data.quicklook import plot_training_store
 from climdiff.data.navier_stokes import TurbulenceConfig
+from climdiff.data.quicklook import plot_training_store
 from climdiff.data.splits import parse_split
 from climdiff.data.turbulence import TurbulenceRun, generate_turbulence
 from climdiff.runtime import configure_threads

@@ -20,9 +20,9 @@ or duplicated. Zarr's local store writes each file atomically too.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

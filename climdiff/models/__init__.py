@@ -2,7 +2,13 @@
 time-consistency discriminator, padding by grid kind, and named presets (docs/models.md)."""
 
 from climdiff.models.discriminator import DiscriminatorConfig, TimeDiscriminator
-from climdiff.models.edm import EDMLoss, EDMPrecond, edm_coefficients, edm_loss_weight, per_sample_sigma
+from climdiff.models.edm import (
+    EDMLoss,
+    EDMPrecond,
+    edm_coefficients,
+    edm_loss_weight,
+    per_sample_sigma,
+)
 from climdiff.models.padding import PADDING_KINDS, PaddedConv2d, pad2d
 from climdiff.models.presets import (
     MODEL_KINDS,

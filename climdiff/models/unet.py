@@ -31,15 +31,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from climdiff.models.padding import PaddedConv2d, check_padding_kind, downsample, upsample
+from climdiff.models.padding import (
+    PaddedConv2d,
+    check_padding_kind,
+    downsample,
+    upsample,
+)
 
 SKIP_SCALE = 1.0 / math.sqrt(2.0)
 _Config = TypeVar("_Config", bound="BackboneConfig")

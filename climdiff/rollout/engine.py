@@ -29,15 +29,21 @@ import torch
 from climdiff import __version__
 from climdiff.bundle import Bundle
 from climdiff.errors import ClimdiffError
+from climdiff.models.conditioning import conditioning
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
 from climdiff.rollout.calendar import add_days, parse_date, time_units
-from climdiff.rollout.writer import EMULATION_KIND, EmulationStore, MemberState, read_emulation_header
+from climdiff.rollout.writer import (
+    EMULATION_KIND,
+    EmulationStore,
+    MemberState,
+    read_emulation_header,
+)
 from climdiff.runtime import resolve_device
-from climdiff.train.distributed import init_world, local_device, shutdown
 from climdiff.sampling.config import SamplerConfig
 from climdiff.sampling.edm import edm_sample
 from climdiff.sampling.guidance import discriminator_guide
+from climdiff.train.distributed import init_world, local_device, shutdown
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class DaySampler:
 
     def __call__(self, last: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
         last = last.to(self.device)
-        cond = torch.cat([last[:, 1], last[:, 0]], dim=1)  # x^n, x^{n-1}: newest first
+        cond = conditioning(previous=last[:, 0], current=last[:, 1])
         if "vdm" in self.models:
             vdm = self.models["vdm"]
             denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = lambda x, s: vdm(x, s, cond)  # noqa: E731
@@ -117,7 +123,7 @@ def _limit(bundle: Bundle, factor: float) -> float:
     norm = bundle.meta["normalization"]
     if "min" in norm and "max" in norm:
         excursion = max(abs(norm["min"] - norm["mean"]), abs(norm["max"] - norm["mean"])) / norm["std"]
-    else:
+    else:  # checkpoints without the training range: five standard deviations
         excursion = 5.0
     return factor * excursion
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from climdiff.errors import ClimdiffError
 from climdiff.models.presets import MODEL_KINDS, PRESETS

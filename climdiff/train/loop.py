@@ -39,7 +39,13 @@ from climdiff.progress import ProgressReporter
 from climdiff.resume import OutputHeader, claim_output
 from climdiff.runtime import resolve_device
 from climdiff.train.config import TrainConfig
-from climdiff.train.distributed import World, check_batch, init_world, local_device, shutdown
+from climdiff.train.distributed import (
+    World,
+    check_batch,
+    init_world,
+    local_device,
+    shutdown,
+)
 from climdiff.train.ema import EMA
 from climdiff.train.metrics import MetricsLog
 from climdiff.train.state import load_state, save_state

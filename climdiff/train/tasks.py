@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs
+from climdiff.models.conditioning import conditioning
 from climdiff.models.edm import edm_loss_weight
 from climdiff.train.config import TrainConfig
 
@@ -40,11 +41,6 @@ def sample_generator(seed: int, step: int, position: int, stream: int = TRAIN_ST
     """A CPU generator for one example, independent of batch layout and resume."""
     state = np.random.SeedSequence([seed, stream, step, position]).generate_state(2, dtype=np.uint64)
     return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
-
-
-def conditioning(previous: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """Stack the conditioning days as the networks expect them: x^n, then x^{n-1}."""
-    return torch.cat([current, previous], dim=1)
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
