@@ -18,6 +18,7 @@ uninterrupted one would: same batches, same noise, same weights.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
@@ -71,13 +72,18 @@ def _write_run(out: Path, config: dict[str, Any], complete: bool, **extra: Any) 
     atomic_write_bytes(out / RUN_FILE, json.dumps(meta, indent=2).encode())
 
 
+@functools.lru_cache(maxsize=2)
+def _epoch_order(seed: int, epoch: int, n_examples: int) -> torch.Tensor:
+    """The epoch's seeded permutation of the examples (computed once per epoch)."""
+    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0]))
+    return torch.randperm(n_examples, generator=generator)
+
+
 def _batch_indices(config: TrainConfig, step: int, steps_per_epoch: int, n_examples: int) -> list[int]:
     """The global batch of ``step``: a slice of the epoch's seeded permutation."""
     epoch, position = divmod(step, steps_per_epoch)
-    generator = torch.Generator().manual_seed(int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0]))
-    permutation = torch.randperm(n_examples, generator=generator)
     start = position * config.batch_size
-    return permutation[start : start + config.batch_size].tolist()
+    return _epoch_order(config.seed, epoch, n_examples)[start : start + config.batch_size].tolist()
 
 
 def _checkpoint_meta(task: Task, config: TrainConfig, data: Path, step: int, total: int, command: str) -> dict[str, Any]:
@@ -130,7 +136,7 @@ def train_model(
             if not resume:
                 _write_run(out, identity, complete=False)
         world.barrier()
-        return _fit(task, config, data, out, dev, world, quiet, command, after_checkpoint)
+        return _fit(task, config, identity, data, out, dev, world, quiet, command, after_checkpoint)
     finally:
         shutdown(world)
 
@@ -138,6 +144,7 @@ def train_model(
 def _fit(
     task: Task,
     config: TrainConfig,
+    identity: dict[str, Any],
     data: Path,
     out: Path,
     device: torch.device,
@@ -246,6 +253,5 @@ def _fit(
                     after_checkpoint(step)
 
     if world.is_main:
-        identity = {"train": config.to_dict(), "data": task.train_frames.store_config}
         _write_run(out, identity, complete=True, steps=total, parameters=count_parameters(raw), validation=last_metrics)
     return out
