@@ -12,10 +12,10 @@ from climdiff.bundle import BUNDLE_FILE, describe_bundle, make_bundle
 from climdiff.checkpoint import describe_checkpoint
 from climdiff.cli.common import Json, OutPath, Overwrite, print_summary
 from climdiff.data.info import describe_training_store
-from climdiff.data.store import read_header
 from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
 from climdiff.train.loop import RUN_FILE
+from climdiff.zarr_io import read_header
 
 PAPER = SamplerConfig()
 

@@ -10,8 +10,8 @@ import cftime
 import numpy as np
 import xarray as xr
 
-from climdiff.data.store import STORE_ATTR, read_header
 from climdiff.errors import StoreError
+from climdiff.zarr_io import STORE_ATTR, read_header
 
 
 def _date(value: float, units: str, calendar: str) -> str:

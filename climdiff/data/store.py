@@ -20,9 +20,6 @@ or duplicated. Zarr's local store writes each file atomically too.
 from __future__ import annotations
 
 import io
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,14 +27,18 @@ from typing import Any
 import numpy as np
 import xarray as xr
 import zarr
-from zarr.errors import ZarrUserWarning
 
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
 from climdiff.errors import StoreError
-from climdiff.resume import OutputHeader
+from climdiff.zarr_io import (
+    STORE_ATTR,
+    consolidate,
+    create_named_array,
+    quiet_zarr,
+    read_header,
+)
 
-STORE_ATTR = "climdiff"
 FORMAT_VERSION = 1
 STATE_FILE = "climdiff-resume.npz"
 TRAINING_KIND = "training-data"
@@ -61,25 +62,6 @@ class Coordinate:
     name: str
     values: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
-
-
-@contextmanager
-def _quiet_zarr() -> Iterator[None]:
-    """Silence zarr's warnings that consolidated metadata is not in the v3 spec (xarray relies
-    on it all the same) and that the resume file is not a Zarr node (it is ours, by design)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=ZarrUserWarning)
-        yield
-
-
-def read_header(path: Path) -> OutputHeader | None:
-    """What a climdiff store at ``path`` says about itself, or None if it is not one."""
-    try:
-        group = zarr.open_group(str(path), mode="r")
-        meta = dict(group.attrs[STORE_ATTR])
-        return OutputHeader(kind=meta["kind"], config=meta["config"], complete=bool(meta["complete"]))
-    except Exception:  # anything unreadable is "not a climdiff store", never a crash
-        return None
 
 
 class AppendableStore:
@@ -108,20 +90,16 @@ class AppendableStore:
         """
         group = zarr.open_group(str(path), mode="w", zarr_format=3)
         for coord in coords:
-            group.create_array(
-                coord.name,
-                data=np.asarray(coord.values),
-                dimension_names=(coord.name,),
-                attributes=coord.attrs,
-            )
+            create_named_array(group, coord.name, dims=(coord.name,), data=np.asarray(coord.values), attributes=coord.attrs)
         for var in variables:
-            group.create_array(
+            create_named_array(
+                group,
                 var.name,
+                dims=("time", *var.dims),
                 shape=(0, *var.shape),
                 chunks=(time_chunk, *var.shape),
                 dtype=var.dtype,
                 fill_value=0,
-                dimension_names=("time", *var.dims),
                 attributes=var.attrs,
             )
         header = {
@@ -147,7 +125,7 @@ class AppendableStore:
         return dict(self.group.attrs[STORE_ATTR])
 
     def time_arrays(self) -> list[zarr.Array]:
-        with _quiet_zarr():
+        with quiet_zarr():
             members = list(self.group.arrays())
         names = [name for name, arr in members if arr.metadata.dimension_names[0] == "time"]
         return [self.group[name] for name in sorted(names)]
@@ -183,9 +161,7 @@ class AppendableStore:
         self._consolidate()
 
     def _consolidate(self) -> None:
-        # Readers (xarray) use consolidated metadata when present, so it must never go stale.
-        with _quiet_zarr():
-            zarr.consolidate_metadata(str(self.path))
+        consolidate(self.path)
 
     # --- resume state -------------------------------------------------------------------
 

@@ -29,12 +29,12 @@ from climdiff.data.store import (
     AppendableStore,
     Coordinate,
     TimeVariable,
-    read_header,
 )
 from climdiff.errors import ClimdiffError, SolverError
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
 from climdiff.runtime import resolve_device, resolve_dtype
+from climdiff.zarr_io import read_header
 
 VARIABLE = "vorticity"
 DIAGNOSTICS: dict[str, tuple[str, str]] = {

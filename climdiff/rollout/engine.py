@@ -37,13 +37,13 @@ from climdiff.rollout.writer import (
     EMULATION_KIND,
     EmulationStore,
     MemberState,
-    read_emulation_header,
 )
 from climdiff.runtime import resolve_device
 from climdiff.sampling.config import SamplerConfig
 from climdiff.sampling.edm import edm_sample
 from climdiff.sampling.guidance import discriminator_guide
 from climdiff.train.distributed import init_world, local_device, shutdown
+from climdiff.zarr_io import read_header
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def emulate(
             raise ClimdiffError(f"--batch must be positive, got {batch}")
         identity = config.identity(bundle)
         if world.is_main:
-            header = read_emulation_header(out)
+            header = read_header(out)
             if not claim_output(out, kind=EMULATION_KIND, config=identity, overwrite=overwrite, header=header):
                 _create_store(bundle, out, config, identity, command, device, world.size)
         world.barrier()

@@ -16,7 +16,6 @@ one block, bit for bit. Members own disjoint chunks, so ranks never write the sa
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,10 @@ from typing import Any
 import numpy as np
 import torch
 import zarr
-from zarr.errors import ZarrUserWarning
 
 from climdiff import __version__
-from climdiff.resume import OutputHeader
+from climdiff.zarr_io import STORE_ATTR, consolidate, create_named_array
 
-STORE_ATTR = "climdiff"
 EMULATION_KIND = "emulation"
 RNG_BYTES = int(torch.Generator().get_state().numel())
 
@@ -71,24 +68,6 @@ def decode_state(row: np.ndarray, frame_shape: tuple[int, ...]) -> MemberState:
     return MemberState(last, generator, int(days), int(redraws), int(stopped))
 
 
-def _array(group: zarr.Group, name: str, *, dims: tuple[str, ...], zarr_format: int, **kwargs: Any) -> zarr.Array:
-    """Create an array with named dimensions in either Zarr format (v2 keeps them in an attribute)."""
-    attrs = dict(kwargs.pop("attributes", {}))
-    if zarr_format == 3:
-        return group.create_array(name, dimension_names=dims, attributes=attrs, **kwargs)
-    # v2 readers take fill_value as _FillValue: a default of 0 would mask day 0 and member 0.
-    kwargs.setdefault("fill_value", None)
-    return group.create_array(name, attributes={**attrs, "_ARRAY_DIMENSIONS": list(dims)}, **kwargs)
-
-
-def read_emulation_header(path: Path) -> OutputHeader | None:
-    try:
-        meta = dict(zarr.open_group(str(path), mode="r").attrs[STORE_ATTR])
-        return OutputHeader(kind=meta["kind"], config=meta["config"], complete=bool(meta["complete"]))
-    except Exception:  # not a climdiff store
-        return None
-
-
 class EmulationStore:
     """Writes days of members into a pre-shaped store; reads and writes resume states."""
 
@@ -119,23 +98,23 @@ class EmulationStore:
     ) -> EmulationStore:
         group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
         spatial = tuple(coords)
-        _array(group, "time", dims=("time",), zarr_format=zarr_format, data=np.arange(days, dtype=np.int64),
+        create_named_array(group, "time", dims=("time",), data=np.arange(days, dtype=np.int64),
                chunks=(min(days, 100_000),),
                attributes={"standard_name": "time", "units": time_units, "calendar": calendar, "axis": "T"})  # fmt: skip
-        _array(group, "member", dims=("member",), zarr_format=zarr_format, data=np.arange(members, dtype=np.int64),
+        create_named_array(group, "member", dims=("member",), data=np.arange(members, dtype=np.int64),
                attributes={"standard_name": "realization", "long_name": "ensemble member"})  # fmt: skip
         for name, values in coords.items():
-            _array(group, name, dims=(name,), zarr_format=zarr_format, data=values, attributes=coord_attrs.get(name, {}))
-        _array(group, variable, dims=("member", "time", *spatial), zarr_format=zarr_format,
+            create_named_array(group, name, dims=(name,), data=values, attributes=coord_attrs.get(name, {}))
+        create_named_array(group, variable, dims=("member", "time", *spatial),
                shape=(members, days, *frame_shape[-2:]), chunks=(1, min(time_chunk, days), *frame_shape[-2:]),
                dtype="float32", fill_value=np.nan, attributes=variable_attrs)  # fmt: skip
         nbytes = state_bytes(frame_shape)
-        _array(group, "resume_state", dims=("member", "state_byte"), zarr_format=zarr_format,
+        create_named_array(group, "resume_state", dims=("member", "state_byte"),
                shape=(members, nbytes), chunks=(1, nbytes), dtype="uint8", fill_value=0,
                attributes={"long_name": "per-member resume state (climdiff internal)"})  # fmt: skip
-        _array(group, "redraws", dims=("member",), zarr_format=zarr_format, data=np.zeros(members, dtype=np.int64),
+        create_named_array(group, "redraws", dims=("member",), data=np.zeros(members, dtype=np.int64),
                chunks=(1,), attributes={"long_name": "days drawn again after a failed stability check"})  # fmt: skip
-        _array(group, "stopped_day", dims=("member",), zarr_format=zarr_format, data=np.full(members, -1, dtype=np.int64),
+        create_named_array(group, "stopped_day", dims=("member",), data=np.full(members, -1, dtype=np.int64),
                chunks=(1,), attributes={"long_name": "index of the day a member stopped at (-1: ran to the end)"})  # fmt: skip
         meta = {"kind": EMULATION_KIND, "format_version": 1, "climdiff_version": __version__, "config": config, "complete": False}
         group.attrs.update({**attrs, STORE_ATTR: meta})
@@ -148,9 +127,7 @@ class EmulationStore:
         return cls(path, zarr.open_group(str(path), mode="r+", use_consolidated=False), variable, frame_shape)
 
     def consolidate(self) -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=ZarrUserWarning)  # consolidated v3 metadata: xarray uses it
-            zarr.consolidate_metadata(str(self.path))
+        consolidate(self.path)
 
     def load_state(self, member: int) -> MemberState | None:
         row = self.group["resume_state"][member]

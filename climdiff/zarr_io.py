@@ -1,0 +1,57 @@
+"""What every climdiff Zarr store shares: its header attribute, consolidation, named arrays.
+
+Training stores (:mod:`climdiff.data.store`) and emulation stores
+(:mod:`climdiff.rollout.writer`) both describe themselves in the group attribute ``climdiff``
+(kind, configuration, completeness), keep consolidated metadata current for xarray, and name
+their dimensions the way each Zarr format expects.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import zarr
+from zarr.errors import ZarrUserWarning
+
+from climdiff.resume import OutputHeader
+
+STORE_ATTR = "climdiff"
+
+
+@contextmanager
+def quiet_zarr() -> Iterator[None]:
+    """Silence zarr's warnings that consolidated metadata is not in the v3 spec (xarray relies
+    on it all the same) and that a climdiff resume file is not a Zarr node (it is ours)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ZarrUserWarning)
+        yield
+
+
+def consolidate(path: Path) -> None:
+    """Rewrite the consolidated metadata (readers use it when present: it must not go stale)."""
+    with quiet_zarr():
+        zarr.consolidate_metadata(str(path))
+
+
+def read_header(path: Path) -> OutputHeader | None:
+    """What a climdiff store at ``path`` says about itself, or None if it is not one."""
+    try:
+        meta = dict(zarr.open_group(str(path), mode="r").attrs[STORE_ATTR])
+        return OutputHeader(kind=meta["kind"], config=meta["config"], complete=bool(meta["complete"]))
+    except Exception:  # anything unreadable is "not a climdiff store", never a crash
+        return None
+
+
+def create_named_array(group: zarr.Group, name: str, *, dims: tuple[str, ...], **kwargs: Any) -> zarr.Array:
+    """Create an array whose dimension names xarray reads, in the group's Zarr format (v3:
+    ``dimension_names``; v2: the ``_ARRAY_DIMENSIONS`` attribute)."""
+    attrs = dict(kwargs.pop("attributes", None) or {})
+    if group.metadata.zarr_format == 3:
+        return group.create_array(name, dimension_names=dims, attributes=attrs, **kwargs)
+    # v2 readers take fill_value as _FillValue: a default of 0 would mask day 0 and member 0.
+    kwargs.setdefault("fill_value", None)
+    return group.create_array(name, attributes={**attrs, "_ARRAY_DIMENSIONS": list(dims)}, **kwargs)
