@@ -103,6 +103,18 @@ class EDMLoss:
     ) -> torch.Tensor:
         sigma = self.sample_sigma(y.shape[0], y, generator)
         noise = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+        return self.at(net, y, sigma, noise, cond)
+
+    def at(
+        self,
+        net: nn.Module,
+        y: torch.Tensor,
+        sigma: torch.Tensor,
+        noise: torch.Tensor,
+        cond: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss for given noise levels (B, 1, 1, 1) and noise: for callers that draw them
+        themselves (the training loop seeds every example on its own)."""
         denoised = net(y + sigma * noise, sigma, cond)
         weight = edm_loss_weight(sigma, self.sigma_data)
-        return (weight * (denoised - y) ** 2).flatten(1).mean(dim=1)
+        return (weight * (denoised.to(y.dtype) - y) ** 2).flatten(1).mean(dim=1)  # bf16 under autocast

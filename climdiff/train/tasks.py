@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 
 from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs
 from climdiff.models.conditioning import conditioning
-from climdiff.models.edm import edm_loss_weight
+from climdiff.models.edm import EDMLoss
 from climdiff.train.config import TrainConfig
 
 # Validation noise bands of the discriminator (sigma edges): from nearly clean to pure noise.
@@ -107,12 +107,11 @@ class Task:
         z = torch.randn((), generator=generator, dtype=torch.float64)
         return math.exp(self.config.P_mean + self.config.P_std * float(z))
 
-    def noised(self, clean: torch.Tensor, generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(noisy, sigma) with per-example sigma and noise drawn from each example's generator."""
+    def draw(self, clean: torch.Tensor, generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sigma (B, 1, 1, 1), noise) with each example's draws from its own generator."""
         sigmas = [self.sigma(g) for g in generators]
         noise = torch.stack([torch.randn(clean.shape[1:], generator=g) for g in generators]).to(clean)
-        sigma = torch.tensor(sigmas, dtype=clean.dtype, device=clean.device).view(-1, 1, 1, 1)
-        return clean + sigma * noise, sigma
+        return torch.tensor(sigmas, dtype=clean.dtype, device=clean.device).view(-1, 1, 1, 1), noise
 
     @torch.no_grad()
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
@@ -146,10 +145,8 @@ class DiffusionTask(Task):
 
     def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
         y = batch.target
-        noisy, sigma = self.noised(y, generators)
-        denoised = model(noisy, sigma, batch.cond)
-        weight = edm_loss_weight(sigma, model_sigma_data(model))
-        return (weight * (denoised.float() - y) ** 2).flatten(1).mean(dim=1)
+        sigma, noise = self.draw(y, generators)
+        return EDMLoss(model_sigma_data(model), self.config.P_mean, self.config.P_std).at(model, y, sigma, noise, batch.cond)
 
 
 def model_sigma_data(model: nn.Module) -> float:
@@ -202,8 +199,8 @@ class DiscriminatorTask(Task):
 
     def logits(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
         batch = self.crop(batch, generators)
-        noisy, sigma = self.noised(batch.target, generators)
-        return model(noisy, sigma, batch.cond).float()
+        sigma, noise = self.draw(batch.target, generators)
+        return model(batch.target + sigma * noise, sigma, batch.cond).float()
 
     def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(self.logits(model, batch, generators), batch.labels.float(), reduction="none")
