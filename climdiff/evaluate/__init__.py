@@ -1,0 +1,1 @@
+"""Evaluation stage: one module per metric family, each a function on xarray objects."""
