@@ -42,6 +42,7 @@ from climdiff.runtime import resolve_device
 from climdiff.sampling.config import SamplerConfig
 from climdiff.sampling.edm import edm_sample
 from climdiff.sampling.guidance import discriminator_guide
+from climdiff.seeding import keyed_generator
 from climdiff.train.distributed import init_world, local_device, shutdown
 from climdiff.zarr_io import read_header
 
@@ -85,11 +86,6 @@ class EmulationResult:
     members: int
     stopped: dict[int, int]
     redraws: dict[int, int]
-
-
-def _member_generator(seed: int, member: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, member]).generate_state(2, dtype=np.uint64)
-    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
 
 
 class DaySampler:
@@ -243,7 +239,7 @@ def _run_members(
     norm = bundle.meta["normalization"]
     mean, std = float(norm["mean"]), float(norm["std"])
     initial = (bundle.initial_state - mean) / std
-    states = {m: store.load_state(m) or MemberState(initial.clone(), _member_generator(config.seed, m)) for m in members}
+    states = {m: store.load_state(m) or MemberState(initial.clone(), keyed_generator(config.seed, m)) for m in members}
     sample = DaySampler(bundle, config.sampler, device)
     limit = _limit(bundle, config.blowup_factor)
     frame = tuple(bundle.initial_state.shape[2:])

@@ -9,7 +9,7 @@ what makes resume exact and a DDP step equal to a single-process step on the ful
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs
 from climdiff.models.conditioning import conditioning
 from climdiff.models.edm import EDMLoss
+from climdiff.seeding import keyed_generator
 from climdiff.train.config import TrainConfig
 
 # Validation noise bands of the discriminator (sigma edges): from nearly clean to pure noise.
@@ -39,8 +40,7 @@ TRAIN_STREAM, VALIDATION_STREAM, BAND_STREAM = 0, 1, 2
 
 def sample_generator(seed: int, step: int, position: int, stream: int = TRAIN_STREAM) -> torch.Generator:
     """A CPU generator for one example, independent of batch layout and resume."""
-    state = np.random.SeedSequence([seed, stream, step, position]).generate_state(2, dtype=np.uint64)
-    return torch.Generator().manual_seed(int(state[0] >> np.uint64(1)))
+    return keyed_generator(seed, stream, step, position)
 
 
 def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -107,20 +107,33 @@ class Task:
         z = torch.randn((), generator=generator, dtype=torch.float64)
         return math.exp(self.config.P_mean + self.config.P_std * float(z))
 
-    def draw(self, clean: torch.Tensor, generators: Sequence[torch.Generator]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(sigma (B, 1, 1, 1), noise) with each example's draws from its own generator."""
-        sigmas = [self.sigma(g) for g in generators]
+    def draw(
+        self,
+        clean: torch.Tensor,
+        generators: Sequence[torch.Generator],
+        sigma_law: Callable[[torch.Generator], float] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(sigma (B, 1, 1, 1), noise) with each example's draws from its own generator; sigma
+        from ``sigma_law`` (default: the training law, :meth:`sigma`)."""
+        sigmas = [(sigma_law or self.sigma)(g) for g in generators]
         noise = torch.stack([torch.randn(clean.shape[1:], generator=g) for g in generators]).to(clean)
         return torch.tensor(sigmas, dtype=clean.dtype, device=clean.device).view(-1, 1, 1, 1), noise
+
+    def validation_batches(self, device: torch.device) -> list[tuple[range, Batch]]:
+        """The fixed validation examples, collated once: (their indices, the batch)."""
+        count = min(len(self.val_set), self.config.val_batches * self.config.batch_size)
+        starts = range(0, count, self.config.batch_size)
+        spans = [range(start, min(count, start + self.config.batch_size)) for start in starts]
+        return [(idx, self.collate([self.val_set[i] for i in idx]).to(device)) for idx in spans]
 
     @torch.no_grad()
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Loss on a fixed set of validation examples with fixed draws (comparable over time)."""
-        count = min(len(self.val_set), self.config.val_batches * self.config.batch_size)
+        return self.validation_loss(model, self.validation_batches(device))
+
+    def validation_loss(self, model: nn.Module, batches: list[tuple[range, Batch]]) -> dict[str, float]:
         total, n = 0.0, 0
-        for start in range(0, count, self.config.batch_size):
-            idx = range(start, min(count, start + self.config.batch_size))
-            batch = self.collate([self.val_set[i] for i in idx]).to(device)
+        for idx, batch in batches:
             generators = [sample_generator(self.config.seed, 0, i, VALIDATION_STREAM) for i in idx]
             total += float(self.losses(model, batch, generators).sum())
             n += len(idx)
@@ -209,20 +222,15 @@ class DiscriminatorTask(Task):
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Loss at training noise, then accuracy and ROC-AUC per noise band, over all offsets and
         over the offsets other than 0 and -1 (which copy a conditioning day and are easy)."""
-        metrics = super().validate(model, device)
-        count = min(len(self.val_set), self.config.val_batches * self.config.batch_size)
         self.val_set.set_epoch(0)
+        batches = self.validation_batches(device)
+        metrics = self.validation_loss(model, batches)
         for lo, hi in SIGMA_BANDS:
+            band_law = lambda g, lo=lo, hi=hi: math.exp(math.log(lo) + float(torch.rand((), generator=g)) * math.log(hi / lo))  # noqa: E731
             scores, labels, offsets = [], [], []
-            for start in range(0, count, self.config.batch_size):
-                idx = range(start, min(count, start + self.config.batch_size))
-                batch = self.collate([self.val_set[i] for i in idx]).to(device)
+            for idx, batch in batches:
                 generators = [sample_generator(self.config.seed, 0, i, BAND_STREAM) for i in idx]
-                sigma = torch.tensor(
-                    [math.exp(math.log(lo) + float(torch.rand((), generator=g)) * math.log(hi / lo)) for g in generators],
-                    dtype=batch.target.dtype, device=device,
-                ).view(-1, 1, 1, 1)  # fmt: skip
-                noise = torch.stack([torch.randn(batch.target.shape[1:], generator=g) for g in generators]).to(batch.target)
+                sigma, noise = self.draw(batch.target, generators, band_law)
                 scores.append(model(batch.target + sigma * noise, sigma, batch.cond).float().cpu().numpy())
                 labels.append(batch.labels.cpu().numpy())
                 offsets.append(batch.offsets.cpu().numpy())
