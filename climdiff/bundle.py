@@ -75,6 +75,14 @@ def _read_bundle_meta(path: Path) -> dict[str, Any] | None:
         return None
 
 
+# The settings a bundle is identified by and hashed over, stored once at the top of bundle.json.
+SETTINGS_KEYS = ("mode", "sampler", *SHARED_KEYS, "initial_dates")
+
+
+def _settings(meta: dict[str, Any]) -> dict[str, Any]:
+    return {key: meta.get(key) for key in SETTINGS_KEYS}
+
+
 def _bundle_digest(files: dict[str, str], settings: dict[str, Any]) -> str:
     text = json.dumps({"files": files, "settings": settings}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -167,7 +175,6 @@ def make_bundle(
         "files": files,
         "bundle_sha256": _bundle_digest(files, settings),
         "complete": True,
-        "config": settings,
     }
     atomic_write_bytes(out / BUNDLE_FILE, json.dumps(meta, indent=2).encode())
     return out
@@ -177,7 +184,7 @@ def _header(out: Path) -> OutputHeader | None:
     meta = _read_bundle_meta(out)
     if meta is None:
         return None
-    return OutputHeader(kind=BUNDLE_KIND, config=meta.get("config", {}), complete=bool(meta.get("complete")))
+    return OutputHeader(kind=BUNDLE_KIND, config=_settings(meta), complete=bool(meta.get("complete")))
 
 
 def _initial_state(data: Path, shared: dict[str, Any], start_index: int | None) -> tuple[torch.Tensor, list[str]]:
@@ -212,7 +219,7 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> Bundle:
     for name, digest in meta["files"].items():
         if file_sha256(path / name) != digest:
             raise BundleError(f"bundle {path} was modified: {name} does not match its hash")
-    if _bundle_digest(meta["files"], meta["config"]) != meta["bundle_sha256"]:
+    if _bundle_digest(meta["files"], _settings(meta)) != meta["bundle_sha256"]:
         raise BundleError(f"bundle {path} was modified: bundle.json does not match its hash")
     models = {}
     for kind, name in meta["models"].items():

@@ -43,7 +43,6 @@ def test_bundle_refuses_tampering_and_missing_parts(guided: Path, tmp_path: Path
     load_bundle(copy)
     meta = json.loads((copy / "bundle.json").read_text())
     meta["sampler"]["guidance"] = 100.0
-    meta["config"]["sampler"]["guidance"] = 100.0
     (copy / "bundle.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="bundle.json does not match its hash"):
         load_bundle(copy)
