@@ -160,3 +160,9 @@ def test_cli_train_bad_input_is_one_line(cli, turbulence_store: Path, tmp_path: 
     assert preset.exit_code != 0 and "unknown preset" in preset.stderr
     kind = cli("train", "gan", "--data", turbulence_store, "--out", tmp_path / "o")
     assert kind.exit_code != 0 and "Traceback" not in kind.stderr
+
+
+def test_validation_runs_on_its_own_interval_whatever_the_log_interval(turbulence_store: Path, tmp_path: Path) -> None:
+    run = train_model(tiny("idm", val_every=4, log_every=5), turbulence_store, tmp_path / "r", device="cpu", quiet=True)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], "val_loss" in r) for r in records] == [(4, True), (5, False), (6, True)]

@@ -219,7 +219,8 @@ def _fit(
             running += loss.detach().item()
             running_n += 1
 
-            if step % config.log_every == 0 or step == total:
+            validate_now = step % config.val_every == 0 or step == total
+            if step % config.log_every == 0 or validate_now:
                 elapsed = time.perf_counter() - t_log
                 record = {
                     "step": step,
@@ -228,7 +229,7 @@ def _fit(
                     "lr": optimizer.param_groups[0]["lr"],
                     "steps_per_s": running_n / elapsed,
                 }
-                if step % config.val_every == 0 or step == total:
+                if validate_now:
                     if world.is_main:
                         last_metrics = task.validate(ema.model, device)
                         record.update(last_metrics)
