@@ -14,6 +14,8 @@ from climdiff.errors import ClimdiffError
 from climdiff.rollout.calendar import days_in_years
 from climdiff.rollout.engine import EmulateConfig, first_day
 from climdiff.rollout.engine import emulate as run_emulation
+from climdiff.rollout.forecast import forecast as run_forecast
+from climdiff.rollout.forecast import plan_forecast
 from climdiff.runtime import configure_threads
 
 
@@ -25,10 +27,13 @@ def emulate(
     days: Annotated[int | None, typer.Option(help="Length in days (instead of --years).")] = None,
     members: Annotated[int, typer.Option(help="Ensemble members (independent chains).")] = 1,
     seed: Annotated[int, typer.Option(help="Random seed; member m draws from its own stream.")] = 0,
-    start: Annotated[str | None, typer.Option(help="Date of the first generated day, YYYY-MM-DD [default: the day after the initial state].")] = None,
-    guidance: Annotated[float | None, typer.Option(help="Guidance strength lambda [default: the bundle's]; 0 = unguided IDM.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Sampler steps per day [default: the bundle's].")] = None,
-    batch: Annotated[int | None, typer.Option(help="Members sampled together [default: all].")] = None,
+    start: Annotated[str | None, typer.Option(help="Date of the first generated day, YYYY-MM-DD (default: the day after the initial state).")] = None,
+    guidance: Annotated[float | None, typer.Option(help="Guidance strength lambda (default: the bundle's); 0 = unguided IDM.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Sampler steps per day (default: the bundle's).")] = None,
+    batch: Annotated[int | None, typer.Option(help="Chains sampled together (default: all members; forecasts: 64 or the members).")] = None,
+    init_from: Annotated[Path | None, typer.Option(help="Forecast mode: a reference store made by `climdiff data`; each start is conditioned on two of its days and --days is the number of leads.", rich_help_panel="Forecast mode")] = None,
+    starts: Annotated[int | None, typer.Option(help="Forecast mode: number of starts, spread evenly over the reference's test split.", rich_help_panel="Forecast mode")] = None,
+    start_dates: Annotated[str | None, typer.Option(help="Forecast mode: comma-separated init dates YYYY-MM-DD (the last conditioning day of each start).", rich_help_panel="Forecast mode")] = None,
     time_chunk: Annotated[int, typer.Option(help="Days per Zarr chunk (and per resume commit).")] = 365,
     zarr_format: Annotated[int, typer.Option(help="Zarr format of the output: 3 or 2.")] = 3,
     device: Device = "cpu",
@@ -38,9 +43,14 @@ def emulate(
 ) -> None:
     """Emulate: one new day per sampling call, each conditioned on the two before it.
 
-    Re-running the same command after an interruption continues where it stopped.
+    With --init-from, writes ensemble forecasts instead (dims init_time, lead, member, ...) for
+    calibration scores. Re-running the same command after an interruption continues where it stopped.
     """
     configure_threads(threads)
+    if init_from is None and (starts is not None or start_dates is not None):
+        raise ClimdiffError("--starts and --start-dates need --init-from (forecast mode)")
+    if init_from is not None and (years is not None or start is not None):
+        raise ClimdiffError("forecast mode (--init-from) takes --days as the number of leads; --years and --start do not apply")
     if (years is None) == (days is None):
         raise ClimdiffError("give exactly one of --years and --days")
     if years is not None and years < 1:
@@ -50,6 +60,16 @@ def emulate(
     sampler = bundle.sampler.replace(guidance=guidance, steps=steps)
     config = EmulateConfig(days=n_days, members=members, seed=seed, start=start, time_chunk=time_chunk,
                            sampler=sampler, device=device, zarr_format=zarr_format)  # fmt: skip
+    if init_from is not None:
+        dates = [d for d in (start_dates or "").split(",") if d.strip()]
+        plan = plan_forecast(bundle, init_from, config, starts=starts, start_dates=dates or None)
+        done = run_forecast(bundle, init_from, out, plan, batch=batch, overwrite=overwrite, quiet=quiet, command=command_line())
+        typer.echo(f"wrote {done.starts} start(s) x {done.leads} leads x {done.members} member(s) to {done.path}")
+        if done.redraws:
+            typer.echo(f"redrawn days (failed stability check): {done.redraws}", err=True)
+        if done.stopped:
+            raise ClimdiffError(f"{done.stopped} forecast member(s) blew up and stopped; their later leads are NaN")
+        return
     result = run_emulation(bundle, out, config, batch=batch, overwrite=overwrite, quiet=quiet, command=command_line())
     typer.echo(f"wrote {result.members} member(s) x {result.days} days to {result.path}")
     if result.redraws:

@@ -114,7 +114,7 @@ class DaySampler:
             return edm_sample(denoiser, last[:, 1].shape, generators, self.sampler, guide, device=self.device).cpu()
 
 
-def _limit(bundle: Bundle, factor: float) -> float:
+def value_limit(bundle: Bundle, factor: float) -> float:
     """Largest acceptable |value| in model space: factor x the training data's largest excursion."""
     norm = bundle.meta["normalization"]
     if "min" in norm and "max" in norm:
@@ -124,7 +124,7 @@ def _limit(bundle: Bundle, factor: float) -> float:
     return factor * excursion
 
 
-def _grid_coords(bundle: Bundle) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+def grid_coords(bundle: Bundle) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
     grid = bundle.meta["grid"]
     dims = grid.get("dims", ["y", "x"])
     coords, attrs = {}, {}
@@ -142,15 +142,37 @@ def first_day(bundle: Bundle, start: str | None) -> cftime.datetime:
     return add_days(parse_date(bundle.initial_dates[-1][:10], calendar), 1)
 
 
+def provenance(bundle: Bundle, config: EmulateConfig, command: str, device: torch.device, ranks: int) -> dict[str, Any]:
+    """Global attributes every rollout store carries: what made it, with which settings."""
+    return {
+        "title": f"climdiff emulation ({bundle.meta['mode']}) with bundle {bundle.meta['name']}",
+        "Conventions": "CF-1.10",
+        "history": command,
+        "bundle_sha256": bundle.meta["bundle_sha256"],
+        "sampler": config.sampler.to_dict(),
+        "guidance_lambda": config.sampler.guidance,
+        "seed": config.seed,
+        "climdiff_version": __version__,
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "device": str(device),
+        "ranks": ranks,
+    }
+
+
+def variable_attrs(bundle: Bundle) -> dict[str, Any]:
+    variable = bundle.meta["variable"]
+    return {"long_name": variable["name"], "units": variable["units"]}
+
+
 def _create_store(bundle: Bundle, out: Path, config: EmulateConfig, identity: dict[str, Any], command: str,
                   device: torch.device, world_size: int) -> EmulationStore:  # fmt: skip
-    coords, coord_attrs = _grid_coords(bundle)
-    variable = bundle.meta["variable"]["name"]
+    coords, coord_attrs = grid_coords(bundle)
     return EmulationStore.create(
         out,
         config=identity,
-        variable=variable,
-        variable_attrs={"long_name": variable, "units": bundle.meta["variable"]["units"]},
+        variable=bundle.meta["variable"]["name"],
+        variable_attrs=variable_attrs(bundle),
         members=config.members,
         days=config.days,
         time_units=time_units(first_day(bundle, config.start)),
@@ -159,21 +181,7 @@ def _create_store(bundle: Bundle, out: Path, config: EmulateConfig, identity: di
         coord_attrs=coord_attrs,
         frame_shape=tuple(bundle.initial_state.shape[1:]),
         time_chunk=config.time_chunk,
-        attrs={
-            "title": f"climdiff emulation ({bundle.meta['mode']}) with bundle {bundle.meta['name']}",
-            "Conventions": "CF-1.10",
-            "history": command,
-            "bundle_sha256": bundle.meta["bundle_sha256"],
-            "sampler": config.sampler.to_dict(),
-            "guidance_lambda": config.sampler.guidance,
-            "seed": config.seed,
-            "initial_dates": bundle.initial_dates,
-            "climdiff_version": __version__,
-            "torch_version": torch.__version__,
-            "threads": torch.get_num_threads(),
-            "device": str(device),
-            "ranks": world_size,
-        },
+        attrs={**provenance(bundle, config, command, device, world_size), "initial_dates": bundle.initial_dates},
         zarr_format=config.zarr_format,
     )
 
@@ -241,7 +249,7 @@ def _run_members(
     initial = (bundle.initial_state - mean) / std
     states = {m: store.load_state(m) or MemberState(initial.clone(), keyed_generator(config.seed, m)) for m in members}
     sample = DaySampler(bundle, config.sampler, device)
-    limit = _limit(bundle, config.blowup_factor)
+    limit = value_limit(bundle, config.blowup_factor)
     frame = tuple(bundle.initial_state.shape[2:])
     done = sum(s.days_done for s in states.values())
     with ProgressReporter(
@@ -261,7 +269,7 @@ def _run_members(
                 for lo in range(0, len(cohort), batch):
                     running = [m for m in cohort[lo : lo + batch] if not states[m].stopped]
                     if running:
-                        new = _draw_checked(sample, [states[m] for m in running], day, limit, config.max_redraws)
+                        new = draw_checked(sample, [states[m] for m in running], day, limit, config.max_redraws)
                         for m, x in zip(running, new, strict=True):
                             if x is not None:
                                 block[cohort.index(m), day - first] = (x[0] * std + mean).numpy()
@@ -274,7 +282,7 @@ def _run_members(
                 after_commit(min(s.days_done for s in states.values()))
 
 
-def _draw_checked(
+def draw_checked(
     sample: DaySampler, states: list[MemberState], day: int, limit: float, max_redraws: int
 ) -> list[torch.Tensor | None]:
     """One day (C, H, W) for each member, drawn again with fresh noise while it fails the

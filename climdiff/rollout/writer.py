@@ -1,4 +1,7 @@
-"""The emulation store: a Zarr group created up front with its whole time axis.
+"""Rollout stores: Zarr groups created up front with their whole shape.
+
+The emulation store (one long run per member) and the forecast store (short runs from many
+reference days) share the header, consolidation and completion logic of :class:`RolloutStore`.
 
 Layout: the field ``(member, time, y, x)`` in physical units, chunked ``(1, time_chunk, y, x)``;
 ``time`` (days since the first generated day, in the bundle's cftime calendar), ``member``
@@ -28,6 +31,7 @@ from climdiff import __version__
 from climdiff.zarr_io import STORE_ATTR, consolidate, create_named_array
 
 EMULATION_KIND = "emulation"
+FORECAST_KIND = "forecast"
 RNG_BYTES = int(torch.Generator().get_state().numel())
 
 
@@ -68,14 +72,58 @@ def decode_state(row: np.ndarray, frame_shape: tuple[int, ...]) -> MemberState:
     return MemberState(last, generator, int(days), int(redraws), int(stopped))
 
 
-class EmulationStore:
-    """Writes days of members into a pre-shaped store; reads and writes resume states."""
+class RolloutStore:
+    """A pre-shaped Zarr group with climdiff's header; subclasses add their arrays."""
+
+    kind = ""
 
     def __init__(self, path: Path, group: zarr.Group, variable: str, frame_shape: tuple[int, ...]) -> None:
         self.path = path
         self.group = group
         self.variable = variable
         self.frame_shape = frame_shape
+
+    @classmethod
+    def _new_group(cls, path: Path, zarr_format: int) -> zarr.Group:
+        return zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+
+    @classmethod
+    def _seal(cls, path: Path, group: zarr.Group, variable: str, frame_shape: tuple[int, ...],
+              config: dict[str, Any], attrs: dict[str, Any]) -> RolloutStore:  # fmt: skip
+        """Write the header (incomplete) and consolidate: the shape never changes afterwards."""
+        meta = {"kind": cls.kind, "format_version": 1, "climdiff_version": __version__, "config": config, "complete": False}
+        group.attrs.update({**attrs, STORE_ATTR: meta})
+        store = cls(path, group, variable, frame_shape)
+        store.consolidate()
+        return store
+
+    @classmethod
+    def open(cls, path: Path, variable: str, frame_shape: tuple[int, ...]) -> RolloutStore:
+        return cls(path, zarr.open_group(str(path), mode="r+", use_consolidated=False), variable, frame_shape)
+
+    def consolidate(self) -> None:
+        consolidate(self.path)
+
+    def finish(self, **summary: Any) -> None:
+        meta = dict(self.group.attrs[STORE_ATTR])
+        self.group.attrs[STORE_ATTR] = {**meta, "complete": True, **summary}
+        self.consolidate()
+
+
+def _spatial_coords(group: zarr.Group, coords: dict[str, np.ndarray], coord_attrs: dict[str, dict[str, Any]]) -> None:
+    for name, values in coords.items():
+        create_named_array(group, name, dims=(name,), data=values, attributes=coord_attrs.get(name, {}))
+
+
+def _member_coord(group: zarr.Group, members: int) -> None:
+    create_named_array(group, "member", dims=("member",), data=np.arange(members, dtype=np.int64),
+           attributes={"standard_name": "realization", "long_name": "ensemble member"})  # fmt: skip
+
+
+class EmulationStore(RolloutStore):
+    """Writes days of members into a pre-shaped store; reads and writes resume states."""
+
+    kind = EMULATION_KIND
 
     @classmethod
     def create(
@@ -96,15 +144,13 @@ class EmulationStore:
         attrs: dict[str, Any],
         zarr_format: int = 3,
     ) -> EmulationStore:
-        group = zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+        group = cls._new_group(path, zarr_format)
         spatial = tuple(coords)
         create_named_array(group, "time", dims=("time",), data=np.arange(days, dtype=np.int64),
                chunks=(min(days, 100_000),),
                attributes={"standard_name": "time", "units": time_units, "calendar": calendar, "axis": "T"})  # fmt: skip
-        create_named_array(group, "member", dims=("member",), data=np.arange(members, dtype=np.int64),
-               attributes={"standard_name": "realization", "long_name": "ensemble member"})  # fmt: skip
-        for name, values in coords.items():
-            create_named_array(group, name, dims=(name,), data=values, attributes=coord_attrs.get(name, {}))
+        _member_coord(group, members)
+        _spatial_coords(group, coords, coord_attrs)
         create_named_array(group, variable, dims=("member", "time", *spatial),
                shape=(members, days, *frame_shape[-2:]), chunks=(1, min(time_chunk, days), *frame_shape[-2:]),
                dtype="float32", fill_value=np.nan, attributes=variable_attrs)  # fmt: skip
@@ -116,18 +162,7 @@ class EmulationStore:
                chunks=(1,), attributes={"long_name": "days drawn again after a failed stability check"})  # fmt: skip
         create_named_array(group, "stopped_day", dims=("member",), data=np.full(members, -1, dtype=np.int64),
                chunks=(1,), attributes={"long_name": "index of the day a member stopped at (-1: ran to the end)"})  # fmt: skip
-        meta = {"kind": EMULATION_KIND, "format_version": 1, "climdiff_version": __version__, "config": config, "complete": False}
-        group.attrs.update({**attrs, STORE_ATTR: meta})
-        store = cls(path, group, variable, frame_shape)
-        store.consolidate()
-        return store
-
-    @classmethod
-    def open(cls, path: Path, variable: str, frame_shape: tuple[int, ...]) -> EmulationStore:
-        return cls(path, zarr.open_group(str(path), mode="r+", use_consolidated=False), variable, frame_shape)
-
-    def consolidate(self) -> None:
-        consolidate(self.path)
+        return cls._seal(path, group, variable, frame_shape, config, attrs)  # type: ignore[return-value]
 
     def load_state(self, member: int) -> MemberState | None:
         row = self.group["resume_state"][member]
@@ -142,7 +177,68 @@ class EmulationStore:
         self.group["redraws"][member] = state.redraws
         self.group["stopped_day"][member] = state.stopped_day
 
-    def finish(self, **summary: Any) -> None:
-        meta = dict(self.group.attrs[STORE_ATTR])
-        self.group.attrs[STORE_ATTR] = {**meta, "complete": True, **summary}
-        self.consolidate()
+
+class ForecastStore(RolloutStore):
+    """Short ensemble forecasts from reference days: the field ``(init_time, lead, member, y, x)``.
+
+    One chunk holds every lead and member of one start, so a start is written whole; its entry
+    of ``completed`` (one chunk per start) is set afterwards, and a resumed run redraws only the
+    starts not marked complete (each start's members draw from their own keyed streams).
+    """
+
+    kind = FORECAST_KIND
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        *,
+        config: dict[str, Any],
+        variable: str,
+        variable_attrs: dict[str, Any],
+        init_days: np.ndarray,
+        leads: int,
+        members: int,
+        time_units: str,
+        calendar: str,
+        coords: dict[str, np.ndarray],
+        coord_attrs: dict[str, dict[str, Any]],
+        frame_shape: tuple[int, ...],
+        attrs: dict[str, Any],
+        zarr_format: int = 3,
+    ) -> ForecastStore:
+        """``init_days``: each start's last conditioning day, in days since ``time_units``' origin."""
+        group = cls._new_group(path, zarr_format)
+        starts = len(init_days)
+        time_attrs = {"units": time_units, "calendar": calendar}
+        create_named_array(group, "init_time", dims=("init_time",), data=np.asarray(init_days, dtype=np.int64),
+               attributes={**time_attrs, "standard_name": "forecast_reference_time",
+                           "long_name": "last reference day the forecast is conditioned on"})  # fmt: skip
+        lead = np.arange(1, leads + 1, dtype=np.int64)
+        create_named_array(group, "lead", dims=("lead",), data=lead,
+               attributes={"standard_name": "forecast_period", "units": "days", "long_name": "lead time"})  # fmt: skip
+        create_named_array(group, "valid_time", dims=("init_time", "lead"), data=init_days[:, None] + lead[None],
+               attributes={**time_attrs, "standard_name": "time", "long_name": "day the forecast is valid for"})  # fmt: skip
+        _member_coord(group, members)
+        _spatial_coords(group, coords, coord_attrs)
+        create_named_array(group, variable, dims=("init_time", "lead", "member", *coords),
+               shape=(starts, leads, members, *frame_shape[-2:]), chunks=(1, leads, members, *frame_shape[-2:]),
+               dtype="float32", fill_value=np.nan, attributes={**variable_attrs, "coordinates": "valid_time"})  # fmt: skip
+        create_named_array(group, "completed", dims=("init_time",), data=np.zeros(starts, dtype=np.int8),
+               chunks=(1,), attributes={"long_name": "1 where every lead and member of the start is written"})  # fmt: skip
+        create_named_array(group, "redraws", dims=("init_time", "member"), data=np.zeros((starts, members), dtype=np.int64),
+               chunks=(1, members), attributes={"long_name": "days drawn again after a failed stability check"})  # fmt: skip
+        create_named_array(group, "stopped_lead", dims=("init_time", "member"),
+               data=np.full((starts, members), -1, dtype=np.int64), chunks=(1, members),
+               attributes={"long_name": "index of the lead a member stopped at (-1: ran to the end)"})  # fmt: skip
+        return cls._seal(path, group, variable, frame_shape, config, attrs)  # type: ignore[return-value]
+
+    def completed(self) -> np.ndarray:
+        return self.group["completed"][:].astype(bool)
+
+    def write_start(self, start: int, values: np.ndarray, redraws: np.ndarray, stopped_lead: np.ndarray) -> None:
+        """Every lead and member of start ``start`` (physical units), then mark it complete."""
+        self.group[self.variable][start] = values
+        self.group["redraws"][start] = redraws
+        self.group["stopped_lead"][start] = stopped_lead
+        self.group["completed"][start] = 1

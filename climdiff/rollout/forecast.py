@@ -1,0 +1,225 @@
+"""Forecast mode of `climdiff emulate`: short ensemble runs started from reference days.
+
+Calibration (CRPS, spread-skill, rank histograms) needs many forecasts of the same days the
+reference holds. Each start takes two consecutive reference days as its initial condition; the
+later one is the start's ``init_time`` and lead l is the day l days after it. Starts are spread
+evenly over the reference's test split (``--starts N``) or given as dates (``--start-dates``).
+
+Chain (start, member) draws from the generator keyed by (seed, reference index of the start,
+member), so a start's forecast does not depend on which other starts or how many members run
+beside it. Starts are written whole, then marked complete: re-running an interrupted command
+redoes only the starts not yet marked, and gives what an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cftime
+import numpy as np
+import torch
+import xarray as xr
+
+from climdiff.bundle import Bundle
+from climdiff.data.store import open_training_store
+from climdiff.errors import ClimdiffError
+from climdiff.progress import ProgressReporter
+from climdiff.resume import claim_output
+from climdiff.rollout.calendar import parse_date, time_units
+from climdiff.rollout.engine import (
+    DaySampler,
+    EmulateConfig,
+    draw_checked,
+    grid_coords,
+    provenance,
+    value_limit,
+    variable_attrs,
+)
+from climdiff.rollout.writer import FORECAST_KIND, ForecastStore, MemberState
+from climdiff.runtime import resolve_device
+from climdiff.seeding import keyed_generator
+from climdiff.zarr_io import read_header
+
+DEFAULT_BATCH = 64
+
+
+@dataclass(frozen=True)
+class ForecastConfig:
+    """A forecast set: the rollout settings (``days`` = leads) and where the starts come from."""
+
+    rollout: EmulateConfig
+    reference: str
+    init_indices: tuple[int, ...]
+    init_dates: tuple[str, ...]
+
+    def identity(self, bundle: Bundle) -> dict[str, Any]:
+        out = self.rollout.identity(bundle)
+        del out["start"], out["time_chunk"]
+        return {**out, "reference": self.reference, "init_dates": list(self.init_dates)}
+
+
+@dataclass
+class ForecastResult:
+    path: Path
+    starts: int
+    leads: int
+    members: int
+    stopped: int
+    redraws: int
+
+
+def open_reference(path: Path, bundle: Bundle) -> xr.Dataset:
+    """The reference training store, refused unless it holds the bundle's variable on its grid."""
+    ds = open_training_store(path)
+    meta = ds.attrs["climdiff"]
+    variable = bundle.meta["variable"]["name"]
+    if meta["variable"] != variable or meta["grid"] != bundle.meta["grid"]:
+        raise ClimdiffError(
+            f"{path} holds {meta['variable']} on grid {meta['grid'].get('shape')}, but the model emulates "
+            f"{variable} on grid {bundle.meta['grid'].get('shape')}"
+        )
+    if meta["calendar"] != bundle.meta["calendar"]:
+        raise ClimdiffError(f"{path} uses the {meta['calendar']} calendar, the model {bundle.meta['calendar']}")
+    return ds
+
+
+def spread_starts(reference: xr.Dataset, count: int, leads: int) -> list[int]:
+    """``count`` start indices spread evenly over the test split, each with its previous day
+    and its ``leads`` verifying days inside the split."""
+    lo, hi = reference.attrs["climdiff"]["split"]["test"]
+    first, last = lo + 1, hi - 1 - leads
+    if count < 1:
+        raise ClimdiffError(f"--starts must be positive, got {count}")
+    if last - first + 1 < count:
+        raise ClimdiffError(
+            f"the reference's test split (days {lo}..{hi - 1}) has room for {max(0, last - first + 1)} starts "
+            f"with {leads} verifying days each, not {count}"
+        )
+    return sorted({int(round(v)) for v in np.linspace(first, last, count)})
+
+
+def dated_starts(reference: xr.Dataset, dates: list[str]) -> list[int]:
+    """Start indices of explicit init dates (the last conditioning day of each start)."""
+    calendar = reference.attrs["climdiff"]["calendar"]
+    times = list(reference["time"].values)
+    index = {(t.year, t.month, t.day): i for i, t in enumerate(times)}
+    starts = []
+    for text in dates:
+        day = parse_date(text, calendar)
+        i = index.get((day.year, day.month, day.day))
+        if i is None:
+            raise ClimdiffError(f"start date {text} is not in the reference ({times[0]} .. {times[-1]})")
+        if i == 0:
+            raise ClimdiffError(f"start date {text} is the reference's first day; a start needs the day before it")
+        starts.append(i)
+    if len(set(starts)) != len(starts):
+        raise ClimdiffError("--start-dates lists a date twice")
+    return starts
+
+
+def plan_forecast(
+    bundle: Bundle, reference_path: Path, rollout: EmulateConfig, *, starts: int | None, start_dates: list[str] | None
+) -> ForecastConfig:
+    """The forecast set's configuration: starts spread over the test split, or at given dates."""
+    if (starts is None) == (not start_dates):
+        raise ClimdiffError("forecast mode needs exactly one of --starts and --start-dates")
+    reference = open_reference(reference_path, bundle)
+    indices = dated_starts(reference, start_dates) if start_dates else spread_starts(reference, starts or 0, rollout.days)
+    dates = tuple(reference["time"].values[i].isoformat()[:10] for i in indices)
+    return ForecastConfig(rollout, str(Path(reference_path).resolve()), tuple(indices), dates)
+
+
+def forecast(
+    bundle: Bundle,
+    reference_path: Path,
+    out: Path,
+    config: ForecastConfig,
+    *,
+    batch: int | None = None,
+    overwrite: bool = False,
+    quiet: bool = False,
+    command: str = "",
+) -> ForecastResult:
+    """Run (or resume, or refuse) a forecast set into ``out``."""
+    out, rollout = Path(out), config.rollout
+    reference = open_reference(reference_path, bundle)
+    device = resolve_device(rollout.device)
+    batch = batch or max(rollout.members, DEFAULT_BATCH)
+    if batch < 1:
+        raise ClimdiffError(f"--batch must be positive, got {batch}")
+    variable = bundle.meta["variable"]["name"]
+    frame = tuple(bundle.initial_state.shape[1:])
+    identity = config.identity(bundle)
+    if not claim_output(out, kind=FORECAST_KIND, config=identity, overwrite=overwrite, header=read_header(out)):
+        _create(bundle, reference, out, config, identity, command, device)
+    store = ForecastStore.open(out, variable, frame)
+    todo = [s for s, done in enumerate(store.completed()) if not done]
+    per_call = max(1, batch // rollout.members)
+    sample = DaySampler(bundle, rollout.sampler, device)
+    norm = bundle.meta["normalization"]
+    mean, std = float(norm["mean"]), float(norm["std"])
+    limit = value_limit(bundle, rollout.blowup_factor)
+    total = len(config.init_indices) * rollout.members * rollout.days
+    done = (len(config.init_indices) - len(todo)) * rollout.members * rollout.days
+    with ProgressReporter(f"forecast {len(todo)} start(s)", total, unit="member-days", quiet=quiet, completed=done) as bar:
+        for lo in range(0, len(todo), per_call):
+            group = todo[lo : lo + per_call]
+            states = _initial_states(reference, variable, config, group, mean, std)
+            values = np.full((len(group), rollout.days, rollout.members, *frame[-2:]), np.nan, dtype=np.float32)
+            for lead in range(rollout.days):
+                running = [i for i, s in enumerate(states) if not s.stopped]
+                for b in range(0, len(running), batch):
+                    chunk = running[b : b + batch]
+                    new = draw_checked(sample, [states[i] for i in chunk], lead, limit, rollout.max_redraws)
+                    for i, x in zip(chunk, new, strict=True):
+                        if x is not None:
+                            values[i // rollout.members, lead, i % rollout.members] = (x[0] * std + mean).numpy()
+                bar.advance(len(states))
+            for g, start in enumerate(group):
+                mine = states[g * rollout.members : (g + 1) * rollout.members]
+                store.write_start(start, values[g], np.array([s.redraws for s in mine]), np.array([s.stopped_day for s in mine]))
+    redraws, stopped = int(store.group["redraws"][:].sum()), int((store.group["stopped_lead"][:] >= 0).sum())
+    store.finish(stopped_members=stopped, total_redraws=redraws)
+    return ForecastResult(out, len(config.init_indices), rollout.days, rollout.members, stopped, redraws)
+
+
+def _initial_states(reference: xr.Dataset, variable: str, config: ForecastConfig, starts: list[int],
+                    mean: float, std: float) -> list[MemberState]:  # fmt: skip
+    """One state per (start, member), start-major: the two reference days up to the start."""
+    states = []
+    for start in starts:
+        index = config.init_indices[start]
+        days = reference[variable].isel(time=slice(index - 1, index + 1)).values.astype(np.float32)
+        last = (torch.from_numpy(days)[:, None] - mean) / std
+        for member in range(config.rollout.members):
+            states.append(MemberState(last.clone(), keyed_generator(config.rollout.seed, index, member)))
+    return states
+
+
+def _create(bundle: Bundle, reference: xr.Dataset, out: Path, config: ForecastConfig, identity: dict[str, Any],
+            command: str, device: torch.device) -> ForecastStore:  # fmt: skip
+    calendar = bundle.meta["calendar"]
+    origin = reference["time"].values[0]
+    units = time_units(origin)
+    init_days = np.asarray(cftime.date2num([reference["time"].values[i] for i in config.init_indices], units, calendar))
+    coords, coord_attrs = grid_coords(bundle)
+    attrs = provenance(bundle, config.rollout, command, device, 1)
+    attrs["title"] = attrs["title"].replace("emulation", "forecasts", 1)
+    return ForecastStore.create(
+        out,
+        config=identity,
+        variable=bundle.meta["variable"]["name"],
+        variable_attrs=variable_attrs(bundle),
+        init_days=init_days.astype(np.int64),
+        leads=config.rollout.days,
+        members=config.rollout.members,
+        time_units=units,
+        calendar=calendar,
+        coords=coords,
+        coord_attrs=coord_attrs,
+        frame_shape=tuple(bundle.initial_state.shape[1:]),
+        attrs={**attrs, "reference": config.reference},
+        zarr_format=config.rollout.zarr_format,
+    )
