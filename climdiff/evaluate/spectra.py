@@ -1,14 +1,25 @@
-"""Radially averaged power spectrum on the doubly periodic square.
+"""Power spectra: radially averaged on the doubly periodic square, zonal per latitude band.
 
-Convention: the FFT is normalised by the number of cells (``fft2(f) / N``), and the power of a
-ring of integer wavenumber shells is *summed*, so the spectrum sums to the domain mean of f^2
+Radial convention: the FFT is normalised by the number of cells (``fft2(f) / N``), and the power of
+a ring of integer wavenumber shells is *summed*, so the spectrum sums to the domain mean of f^2
 (Parseval); it is then averaged over every non-spatial dim (time, member).
+
+Zonal convention: along each latitude circle the FFT is normalised by the number of longitudes
+(``rfft(f) / N``) and the power of +k and -k is *summed* into zonal wavenumber k = 0 .. N/2, so a
+latitude's spectrum sums to the mean of f^2 along the circle (Parseval). It is averaged over every
+non-spatial dim, then over the latitudes of a band with cos(lat) weights, so a band's spectrum
+sums to the area-weighted mean of f^2 over the band. k counts cycles per latitude circle when the
+grid spans 360 degrees of longitude.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import xarray as xr
+
+DEFAULT_LAT_BANDS: tuple[tuple[float, float], ...] = ((-90.0, -30.0), (-30.0, 30.0), (30.0, 90.0))
 
 
 def radial_power_spectrum(field: xr.DataArray) -> xr.DataArray:
@@ -26,3 +37,49 @@ def radial_power_spectrum(field: xr.DataArray) -> xr.DataArray:
 
     values = spectrum(np.asarray(field.transpose(..., "y", "x").values, dtype=np.float64))
     return xr.DataArray(values, dims=("wavenumber",), coords={"wavenumber": np.arange(kmax + 1)})
+
+
+def _one_sided_power(values: np.ndarray) -> np.ndarray:
+    """|rfft / N|^2 along the last axis with +k and -k folded together (k = 0 .. N/2)."""
+    n = values.shape[-1]
+    power = np.abs(np.fft.rfft(values, axis=-1) / n) ** 2
+    power[..., 1 : (n + 1) // 2] *= 2  # every k but 0 and (for even N) the Nyquist one has a twin
+    return power
+
+
+def zonal_power_spectrum(
+    field: xr.DataArray, lat_bands: Sequence[tuple[float, float]] = DEFAULT_LAT_BANDS
+) -> xr.DataArray:
+    """Zonal power per wavenumber k = 0 .. nlon/2 and latitude band (dims: ``band``, ``wavenumber``).
+
+    A band (lo, hi) holds the latitudes with lo <= lat <= hi (a latitude on a shared edge counts in
+    both); the ``band`` coordinate is a label, ``lat_min``/``lat_max`` give the edges. Lazy on dask
+    input (longitude is gathered into one chunk for the FFT).
+    """
+    nlon = field.sizes["lon"]
+    if field.chunks is not None:
+        field = field.chunk({"lon": -1})
+    power = xr.apply_ufunc(
+        _one_sided_power,
+        field.astype(np.float64),
+        input_core_dims=[["lon"]],
+        output_core_dims=[["wavenumber"]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"wavenumber": nlon // 2 + 1}},
+    )
+    power = power.mean([d for d in power.dims if d not in ("lat", "wavenumber")])
+    cos_lat = np.cos(np.deg2rad(field["lat"]))
+    bands = []
+    for lo, hi in lat_bands:
+        rows = np.flatnonzero((field["lat"].values >= lo) & (field["lat"].values <= hi))
+        if rows.size == 0:
+            raise ValueError(f"no latitude of the grid lies in the band [{lo}, {hi}]")
+        bands.append(power.isel(lat=rows).weighted(cos_lat.isel(lat=rows)).mean("lat"))
+    spectrum = xr.concat(bands, dim="band").transpose("band", "wavenumber")
+    return spectrum.assign_coords(
+        band=[f"{lo:g}..{hi:g}" for lo, hi in lat_bands],
+        lat_min=("band", [float(lo) for lo, _ in lat_bands]),
+        lat_max=("band", [float(hi) for _, hi in lat_bands]),
+        wavenumber=np.arange(nlon // 2 + 1),
+    )

@@ -1,0 +1,71 @@
+"""Long-run stability: annual-mean global-mean series, its linear drift, the seasonal cycle.
+
+* ``annual_mean_series``: area-weighted spatial mean per day, then the mean per calendar year of
+  the time coordinate's own calendar (cftime noleap, 360_day, ... or datetime64). Incomplete years
+  (fewer days than that calendar's year) are dropped by default: a run ending in June would
+  otherwise add a year biased by the season.
+* ``linear_drift``: least-squares slope against the year, in field units per century (x 100).
+* ``seasonal_cycle``: the first annual harmonic a0 + A cos(2 pi (d - d_max) / L) fitted by least
+  squares to the area-mean day-of-year climatology (d = day of year, L = mean length of the
+  calendar's year: 365 noleap, 360 360_day, ~365.24 standard). ``amplitude`` is A (half the
+  harmonic's peak-to-trough range, field units), ``phase`` is d_max in [1, L + 1), the day of year
+  of the harmonic's maximum. An unconditional emulator knows no date, so its phase may drift.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from climdiff.evaluate.weights import area_weights
+
+
+def _area_mean(field: xr.DataArray) -> xr.DataArray:
+    w = area_weights(field)
+    return (field * w).sum(w.dims)
+
+
+def annual_mean_series(field: xr.DataArray, complete_years: bool = True) -> xr.DataArray:
+    """Area-weighted mean per calendar year (dims: ``year``, plus ``member`` if present)."""
+    daily = _area_mean(field)
+    annual = daily.groupby("time.year").mean("time")
+    if complete_years:
+        days = daily["time"].groupby("time.year").count()
+        length = daily["time"].dt.days_in_year.groupby("time.year").max()
+        annual = annual.sel(year=annual["year"].values[(days == length).values])
+    return annual
+
+
+def linear_drift(series: xr.DataArray, dim: str = "year") -> xr.DataArray:
+    """Least-squares slope of ``series`` against its ``dim`` coordinate (in years), per 100 years.
+
+    Other dims (e.g. member) are kept: one slope each. Lazy on dask input.
+    """
+    x = series[dim].astype(np.float64)
+    dx = x - x.mean()
+    slope = (dx * (series - series.mean(dim))).sum(dim) / (dx**2).sum()
+    return 100.0 * slope
+
+
+def seasonal_cycle(field: xr.DataArray) -> xr.Dataset:
+    """``amplitude`` and ``phase`` (day of year of the maximum) of the first annual harmonic
+    (dims: ``member`` if present, else scalars)."""
+    daily = _area_mean(field)
+    climatology = daily.groupby("time.dayofyear").mean("time").transpose("dayofyear", ...)
+    length = float(daily["time"].dt.days_in_year.mean())
+    angle = 2 * np.pi * (climatology["dayofyear"].values - 1) / length
+    design = np.stack([np.ones_like(angle), np.cos(angle), np.sin(angle)], axis=1)
+    values = np.asarray(climatology.values, dtype=np.float64)
+    coef, *_ = np.linalg.lstsq(design, values.reshape(len(angle), -1), rcond=None)
+    a, b = coef[1].reshape(values.shape[1:]), coef[2].reshape(values.shape[1:])
+    peak = np.mod(np.arctan2(b, a), 2 * np.pi)
+    dims = climatology.dims[1:]
+    coords = {d: climatology[d] for d in dims if d in climatology.coords}
+    return xr.Dataset(
+        {
+            "amplitude": (dims, np.hypot(a, b)),
+            "phase": (dims, 1 + peak * length / (2 * np.pi), {"units": "day of year"}),
+        },
+        coords=coords,
+        attrs={"year_length_days": length},
+    )

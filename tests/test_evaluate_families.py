@@ -1,0 +1,356 @@
+"""Metric families (bias, zonal spectra, Hovmoller, extremes, EOFs, stability, bootstrap) on cases
+with known answers and against independent implementations (scipy, numpy)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy import stats
+
+from climdiff.evaluate.bias import bias_map, mean_absolute_bias, rmse
+from climdiff.evaluate.bootstrap import bootstrap_ci, resample_indices
+from climdiff.evaluate.eofs import leading_eofs
+from climdiff.evaluate.extremes import (
+    exceedance_threshold,
+    value_histogram,
+    waiting_times,
+    wet_day_frequency,
+)
+from climdiff.evaluate.hovmoller import hovmoller, row_wasserstein
+from climdiff.evaluate.spectra import zonal_power_spectrum
+from climdiff.evaluate.stability import annual_mean_series, linear_drift, seasonal_cycle
+
+RNG = np.random.default_rng(1)
+LAT = np.array([-75.0, -45.0, -15.0, -5.0, 5.0, 15.0, 45.0, 75.0])
+
+
+def days(n: int, calendar: str = "noleap", start: str = "2001-01-01") -> xr.CFTimeIndex:
+    return xr.date_range(start, periods=n, freq="D", calendar=calendar, use_cftime=True)
+
+
+def latlon(values: np.ndarray, dims: tuple[str, ...], nlon: int = 12, **coords: object) -> xr.DataArray:
+    lon = np.arange(nlon) * 360.0 / nlon
+    return xr.DataArray(values, dims=dims, coords={"lat": LAT, "lon": lon, **coords})
+
+
+def cos_weights(shape_lat_lon: tuple[int, int]) -> np.ndarray:
+    return np.cos(np.deg2rad(LAT))[:, None] * np.ones(shape_lat_lon)
+
+
+# --- bias ---------------------------------------------------------------------------------------
+
+
+def test_rmse_is_the_area_weighted_root_mean_square_difference() -> None:
+    a = RNG.normal(size=(3, 4, 5))
+    square = ("time", "y", "x")
+    assert float(rmse(xr.DataArray(a + 0.7, dims=square), xr.DataArray(a, dims=square))) == pytest.approx(0.7)
+    b = RNG.normal(size=(6, len(LAT), 12))
+    c = RNG.normal(size=b.shape)
+    expected = np.sqrt(np.average((b - c) ** 2, weights=np.broadcast_to(cos_weights((len(LAT), 12)), b.shape)))
+    got = rmse(latlon(b, ("time", "lat", "lon")), latlon(c, ("time", "lat", "lon")))
+    assert float(got) == pytest.approx(expected)
+
+
+def test_bias_map_is_the_long_run_difference_and_mean_absolute_bias_weights_it() -> None:
+    reference = RNG.normal(size=(20, len(LAT), 12))
+    pattern = np.sin(np.deg2rad(LAT))[:, None] * np.cos(np.deg2rad(30 * np.arange(12)))[None, :] + 0.1
+    # each member sees the reference days in another order: same long-run mean, plus the pattern
+    members = np.stack([reference[RNG.permutation(20)] + pattern for _ in range(3)])
+    run = latlon(members, ("member", "time", "lat", "lon"))
+    ref = latlon(reference[:15], ("time", "lat", "lon"))  # another length: no alignment in time
+    bias = bias_map(run, latlon(reference, ("time", "lat", "lon")))
+    assert bias.dims == ("lat", "lon")
+    np.testing.assert_allclose(bias.values, pattern, atol=1e-12)
+    expected = np.average(np.abs(pattern), weights=cos_weights(pattern.shape))
+    assert float(mean_absolute_bias(run, latlon(reference, ("time", "lat", "lon")))) == pytest.approx(expected)
+    assert bias_map(run, ref).dims == ("lat", "lon")
+
+
+# --- zonal spectrum -----------------------------------------------------------------------------
+
+
+def test_zonal_spectrum_puts_a_wave_at_its_wavenumber_and_weights_latitudes() -> None:
+    nlon = 16
+    lon = np.deg2rad(np.arange(nlon) * 360.0 / nlon)
+    amplitude = 1 + np.abs(LAT) / 30  # differs between the latitudes of a band
+    wave = amplitude[:, None] * np.cos(3 * lon + 0.4)[None, :] + 2.0
+    field = latlon(np.broadcast_to(wave, (4, *wave.shape)).copy(), ("time", "lat", "lon"), nlon=nlon)
+    spectrum = zonal_power_spectrum(field, lat_bands=[(-90, -30), (-30, 30), (30, 90)])
+    assert spectrum.dims == ("band", "wavenumber") and spectrum.sizes["wavenumber"] == nlon // 2 + 1
+    for band, (lo, hi) in zip(spectrum["band"].values, [(-90, -30), (-30, 30), (30, 90)]):
+        inside = (LAT >= lo) & (LAT <= hi)
+        expected = np.average(amplitude[inside] ** 2 / 2, weights=np.cos(np.deg2rad(LAT[inside])))
+        row = spectrum.sel(band=band)
+        assert float(row.sel(wavenumber=3)) == pytest.approx(expected)
+        assert float(row.sel(wavenumber=0)) == pytest.approx(4.0)
+        assert float(row.drop_sel(wavenumber=[0, 3]).sum()) == pytest.approx(0, abs=1e-20)
+
+
+@pytest.mark.parametrize("nlon", [12, 15])
+def test_zonal_spectrum_obeys_parseval_in_each_band(nlon: int) -> None:
+    values = RNG.normal(size=(2, 3, len(LAT), nlon))
+    spectrum = zonal_power_spectrum(latlon(values, ("member", "time", "lat", "lon"), nlon=nlon), lat_bands=[(-20, 20)])
+    inside = np.abs(LAT) <= 20
+    mean_square = (values[:, :, inside] ** 2).mean(axis=(0, 1, 3))
+    expected = np.average(mean_square, weights=np.cos(np.deg2rad(LAT[inside])))
+    assert float(spectrum.sum()) == pytest.approx(expected)
+
+
+# --- Hovmoller ----------------------------------------------------------------------------------
+
+
+def test_hovmoller_averages_over_y_or_the_equatorial_band() -> None:
+    g = RNG.normal(size=(5, 8))
+    h = np.sin(2 * np.pi * np.arange(6) / 6)  # zero mean over y
+    square = xr.DataArray(g[:, None, :] + h[None, :, None], dims=("time", "y", "x"))
+    np.testing.assert_allclose(hovmoller(square).transpose("time", "x").values, g, atol=1e-12)
+    field = latlon(RNG.normal(size=(5, len(LAT), 12)), ("time", "lat", "lon"))
+    for band, inside in [(None, np.abs(LAT) <= 10), ((-16, 10), (LAT >= -16) & (LAT <= 10))]:
+        hov = hovmoller(field, band=band)
+        expected = np.average(field.values[:, inside], axis=1, weights=np.cos(np.deg2rad(LAT[inside])))
+        assert hov.dims == ("time", "lon")
+        np.testing.assert_allclose(hov.values, expected)
+
+
+def test_row_wasserstein_matches_scipy_and_ignores_positions() -> None:
+    hov = xr.DataArray(RNG.gamma(0.5, size=(2, 7, 10)), dims=("member", "time", "x"),
+                       coords={"time": days(7)})
+    distance = row_wasserstein(hov)
+    assert distance.dims == ("member", "time") and distance.sizes["time"] == 6
+    assert list(distance["time"].values) == list(hov["time"].values[1:])
+    for m in range(2):
+        for t in range(6):
+            expected = stats.wasserstein_distance(hov.values[m, t], hov.values[m, t + 1])
+            assert float(distance[m, t]) == pytest.approx(expected)
+    # a travelling wave: each row is a shift of the last, so the distributions are equal
+    x = 2 * np.pi * np.arange(12) / 12
+    wave = xr.DataArray(np.stack([np.cos(x - k * 2 * np.pi / 12) for k in range(5)]), dims=("time", "x"))
+    np.testing.assert_allclose(row_wasserstein(wave).values, 0, atol=1e-12)
+    lifted = xr.DataArray(np.stack([np.cos(x) + 0.3 * k for k in range(5)]), dims=("time", "x"))
+    np.testing.assert_allclose(row_wasserstein(lifted).values, 0.3)
+
+
+# --- extremes -----------------------------------------------------------------------------------
+
+
+def test_exceedance_threshold_is_the_local_quantile_over_time_and_members() -> None:
+    values = RNG.gamma(0.7, size=(3, 50, 2, 4))
+    field = xr.DataArray(values, dims=("member", "time", "y", "x"))
+    threshold = exceedance_threshold(field, q=0.9)
+    assert threshold.dims == ("y", "x")
+    np.testing.assert_allclose(threshold.values, np.quantile(values.reshape(150, 2, 4), 0.9, axis=0))
+
+
+def test_waiting_times_by_hand() -> None:
+    series = np.zeros((2, 12, 1, 3))
+    series[0, [0, 3, 6, 9], 0, 0] = 5  # every 3 days: waits 3, 3, 3
+    series[0, [1, 8], 0, 1] = 5  # one wait of 7
+    series[1, [2, 4], 0, 0] = 5  # member 1: one wait of 2; cell 2 never exceeds
+    series[1, [11], 0, 1] = 5  # a single exceedance: no wait
+    field = xr.DataArray(series, dims=("member", "time", "y", "x"), coords={"time": days(12, start="2001-02-20")})
+    waits = waiting_times(field, 1.0)
+    assert waits.dims == ("event",) and waits.attrs["units"] == "days"
+    assert sorted(waits.values) == [2, 3, 3, 3, 7]
+    # a missing day in the record lengthens the wait across it (times, not positions, count)
+    gappy = field.isel(time=[0, 1, 2, 3, 5, 6, 7, 8, 9, 10, 11])
+    gappy = gappy.copy(data=np.delete(series, 11, axis=1))  # same exceedance positions, shifted times
+    assert sorted(waiting_times(gappy, 1.0).values) == [3, 3, 3, 4, 8]
+    assert waiting_times(field, 10.0).size == 0
+
+
+def test_value_histogram_matches_numpy_and_keeps_out_of_range_values_in_the_total() -> None:
+    values = RNG.gamma(0.8, size=(40, 3, 4))
+    field = xr.DataArray(values, dims=("time", "y", "x"))
+    edges = np.array([0, 0.1, 0.5, 1, 2, 4, values.max() + 1])
+    density = value_histogram(field, edges)
+    np.testing.assert_allclose(density.values, np.histogram(values, edges, density=True)[0])
+    narrow = value_histogram(field, edges[:4])
+    assert float((narrow * np.diff(edges[:4])).sum()) == pytest.approx((values < 1).mean())
+    weighted = latlon(RNG.gamma(0.8, size=(10, len(LAT), 12)), ("time", "lat", "lon"))
+    w = np.broadcast_to(cos_weights((len(LAT), 12)), weighted.shape)
+    top = float(weighted.max()) + 1
+    expected = np.histogram(weighted.values, [0, 0.5, 1, top], weights=w, density=True)[0]
+    np.testing.assert_allclose(value_histogram(weighted, [0, 0.5, 1, top]).values, expected)
+
+
+def test_wet_day_frequency_counts_days_at_or_above_the_threshold() -> None:
+    values = np.zeros((2, 10, 2, 2))
+    values[:, :3, 0, 0] = 1.0  # exactly at the threshold counts as wet
+    values[0, :, 1, 1] = 7.0
+    values[1, :5, 0, 1] = 0.999
+    frequency = wet_day_frequency(xr.DataArray(values, dims=("member", "time", "y", "x")))
+    assert frequency.dims == ("y", "x")
+    np.testing.assert_allclose(frequency.values, [[0.3, 0.0], [0.0, 0.5]])
+
+
+# --- EOFs ---------------------------------------------------------------------------------------
+
+
+def orthogonal_series(n: int, count: int) -> np.ndarray:
+    """``count`` zero-mean, mutually orthogonal series of unit variance (independent by construction)."""
+    q, _ = np.linalg.qr(np.column_stack([np.ones(n), RNG.normal(size=(n, count))]))
+    return q[:, 1:].T * np.sqrt(n)
+
+
+def test_eofs_recover_two_known_orthogonal_patterns() -> None:
+    n = 16
+    grid = 2 * np.pi * np.arange(n) / n
+    p1 = np.cos(grid)[None, :] * np.ones((n, 1))  # loadings +1 and -1 tie: first cell decides
+    p2 = np.sin(2 * grid)[:, None] * np.ones((1, n))
+    a, b = orthogonal_series(60, 2)
+    values = 2 * a[:, None, None] * p1 + b[:, None, None] * p2 + 5.0
+    result = leading_eofs(xr.DataArray(values, dims=("time", "y", "x")), n=3)
+    assert result["eof"].dims == ("mode", "y", "x") and result["pcs"].dims == ("mode", "time")
+    np.testing.assert_allclose(result["explained_variance"].values, [0.8, 0.2, 0], atol=1e-10)
+    rms = np.sqrt(0.5)  # area-weighted rms of both patterns
+    for k, (pattern, pc) in enumerate([(p1, 2 * a), (p2, b)]):
+        eof = result["eof"][k].values
+        sign = np.sign(np.sum(eof * pattern))
+        np.testing.assert_allclose(eof, sign * pattern / rms, atol=1e-8)
+        np.testing.assert_allclose(result["pcs"][k].values, sign * pc * rms, atol=1e-8)
+        flat = eof.ravel()
+        assert flat[np.argmax(np.abs(flat) >= np.abs(flat).max() * (1 - 1e-6))] > 0
+    reconstruction = (result["pcs"][:2] * result["eof"][:2]).sum("mode")
+    np.testing.assert_allclose(reconstruction.transpose("time", "y", "x").values, values - 5.0, atol=1e-8)
+
+
+def test_eofs_match_the_eigenvectors_of_the_weighted_covariance() -> None:
+    mixing = RNG.normal(size=(4, len(LAT) * 6))
+    samples = RNG.normal(size=(2, 30, 4)) * [3, 2, 1, 0.5] @ mixing + 0.1 * RNG.normal(size=(2, 30, len(LAT) * 6))
+    field = latlon(samples.reshape(2, 30, len(LAT), 6), ("member", "time", "lat", "lon"), nlon=6)
+    result = leading_eofs(field, n=3)
+    assert result["pcs"].dims == ("mode", "member", "time")
+    w = cos_weights((len(LAT), 6)).ravel()
+    w = w / w.sum()
+    x = samples.reshape(60, -1)
+    xw = (x - x.mean(axis=0)) * np.sqrt(w)
+    eigenvalues, vectors = np.linalg.eigh(xw.T @ xw)
+    order = np.argsort(eigenvalues)[::-1][:3]
+    np.testing.assert_allclose(result["explained_variance"].values, eigenvalues[order] / eigenvalues.sum())
+    for k, column in enumerate(order):
+        v = vectors[:, column]
+        v = v * np.sign(v[np.argmax(np.abs(v))])
+        np.testing.assert_allclose(result["eof"][k].values.ravel(), v / np.sqrt(w), atol=1e-7)
+        np.testing.assert_allclose(result["pcs"][k].values.ravel(), xw @ v, atol=1e-7)
+
+
+# --- stability ----------------------------------------------------------------------------------
+
+
+def test_annual_mean_series_drops_the_season_the_pattern_and_incomplete_years() -> None:
+    n = 3 * 365 + 40
+    time = days(n)
+    doy = np.asarray(time.dayofyear)
+    level = np.array([1.0, 2.5, -0.5, 9.0])[np.asarray(time.year) - 2001]
+    season = np.sin(2 * np.pi * (doy - 1) / 365)  # sums to zero over a noleap year
+    pattern = np.cos(np.deg2rad(30 * np.arange(12)))  # zero mean along each latitude circle
+    values = (level + season)[:, None, None] + pattern[None, None, :] * np.ones((1, len(LAT), 1))
+    members = np.stack([values, values + 1])
+    series = annual_mean_series(latlon(members, ("member", "time", "lat", "lon"), time=time))
+    assert series.dims == ("member", "year") and list(series["year"].values) == [2001, 2002, 2003]
+    np.testing.assert_allclose(series.values, [[1.0, 2.5, -0.5], [2.0, 3.5, 0.5]], atol=1e-12)
+    everything = annual_mean_series(latlon(values, ("time", "lat", "lon"), time=time), complete_years=False)
+    assert everything.sizes["year"] == 4
+
+
+def test_linear_drift_is_the_least_squares_slope_per_century() -> None:
+    years = np.arange(1980, 2030)
+    values = 0.02 * (years - 1980) + RNG.normal(scale=0.1, size=(2, len(years)))
+    series = xr.DataArray(values, dims=("member", "year"), coords={"year": years})
+    drift = linear_drift(series)
+    assert drift.dims == ("member",)
+    for m in range(2):
+        assert float(drift[m]) == pytest.approx(100 * stats.linregress(years, values[m]).slope)
+
+
+@pytest.mark.parametrize("calendar, length", [("noleap", 365), ("360_day", 360)])
+def test_seasonal_cycle_amplitude_and_phase(calendar: str, length: int) -> None:
+    time = days(3 * length, calendar=calendar)
+    doy = np.asarray(time.dayofyear)
+    peaks = [101.0, 250.5]
+    members = np.stack([
+        3 + 2 * np.cos(2 * np.pi * (doy - peak) / length) + 0.5 * np.sin(4 * np.pi * doy / length)
+        for peak in peaks
+    ])
+    field = np.broadcast_to(members[:, :, None, None], (2, len(doy), 2, 3))
+    cycle = seasonal_cycle(xr.DataArray(field, dims=("member", "time", "y", "x"), coords={"time": time}))
+    assert cycle["phase"].dims == ("member",)
+    np.testing.assert_allclose(cycle["amplitude"].values, 2.0, atol=1e-9)
+    np.testing.assert_allclose(cycle["phase"].values, peaks, atol=1e-7)
+
+
+# --- bootstrap ----------------------------------------------------------------------------------
+
+
+def mean_over(dim: str):  # noqa: ANN201 - a small statistic factory
+    return lambda data: data.mean(dim)
+
+
+def test_bootstrap_interval_of_a_mean_covers_and_narrows_like_one_over_root_n() -> None:
+    covered = 0
+    for repetition in range(50):
+        sample = xr.DataArray(np.random.default_rng(100 + repetition).normal(1.0, 2.0, size=80), dims=("time",))
+        interval = bootstrap_ci(mean_over("time"), sample, "time", seed=repetition)
+        covered += float(interval["low"]) <= 1.0 <= float(interval["high"])
+    assert 40 <= covered <= 50
+    widths = {}
+    for n in (100, 400):
+        ratios = []
+        for seed in range(4):
+            sample = xr.DataArray(np.random.default_rng(seed).normal(size=n), dims=("time",))
+            interval = bootstrap_ci(mean_over("time"), sample, "time", seed=seed)
+            ratios.append(float(interval["high"] - interval["low"]))
+        widths[n] = np.mean(ratios)
+    assert widths[100] / widths[400] == pytest.approx(2.0, rel=0.2)
+    assert widths[400] == pytest.approx(2 * 1.96 / np.sqrt(400), rel=0.2)
+
+
+def test_bootstrap_is_deterministic_keeps_dims_and_gives_the_estimate() -> None:
+    data = xr.DataArray(RNG.normal(size=(60, 3)), dims=("time", "station"))
+    first = bootstrap_ci(mean_over("time"), data, "time", seed=3)
+    again = bootstrap_ci(mean_over("time"), data, "time", seed=3)
+    other = bootstrap_ci(mean_over("time"), data, "time", seed=4)
+    xr.testing.assert_identical(first, again)
+    assert not np.allclose(first["low"].values, other["low"].values)
+    assert first["low"].dims == ("station",)
+    np.testing.assert_allclose(first["estimate"].values, data.values.mean(axis=0))
+    assert (first["low"] < first["estimate"]).all() and (first["estimate"] < first["high"]).all()
+
+
+def test_moving_blocks_are_runs_and_widen_the_interval_of_an_autocorrelated_mean() -> None:
+    indices = resample_indices(23, 5, 4, np.random.default_rng(0))
+    assert indices.shape == (5, 23) and indices.min() >= 0 and indices.max() <= 22
+    runs = indices[:, :20].reshape(5, 5, 4)
+    assert (np.diff(runs, axis=-1) == 1).all()
+    phi, n = 0.9, 2000
+    x = np.zeros(n)
+    noise = np.random.default_rng(5).normal(size=n)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + noise[t]
+    series = xr.DataArray(x, dims=("time",))
+    iid = bootstrap_ci(mean_over("time"), series, "time", n_resamples=100)
+    blocks = bootstrap_ci(mean_over("time"), series, "time", n_resamples=100, block=50)
+    # the variance of an AR(1) mean is (1 + phi) / (1 - phi) = 19 times the iid one
+    assert float(blocks["high"] - blocks["low"]) > 2.5 * float(iid["high"] - iid["low"])
+
+
+# --- dask ---------------------------------------------------------------------------------------
+
+
+def test_dask_backed_inputs_give_the_in_memory_results() -> None:
+    values = RNG.gamma(0.6, size=(2, 30, len(LAT), 12))
+    field = latlon(values, ("member", "time", "lat", "lon"), time=days(30))
+    lazy = field.chunk({"member": 1, "time": 10, "lat": 4, "lon": 6})
+    lazy_rmse = rmse(lazy, lazy * 1.1)
+    lazy_spectrum = zonal_power_spectrum(lazy)
+    lazy_distance = row_wasserstein(hovmoller(lazy, band=(-50, 50)))
+    assert lazy_rmse.chunks is not None and lazy_spectrum.chunks is not None and lazy_distance.chunks is not None
+    assert float(lazy_rmse) == pytest.approx(float(rmse(field, field * 1.1)))
+    xr.testing.assert_allclose(lazy_spectrum.compute(), zonal_power_spectrum(field))
+    xr.testing.assert_allclose(lazy_distance.compute(), row_wasserstein(hovmoller(field, band=(-50, 50))))
+    threshold = exceedance_threshold(field)
+    np.testing.assert_allclose(exceedance_threshold(lazy).values, threshold.values)
+    np.testing.assert_array_equal(np.sort(waiting_times(lazy, threshold).values), np.sort(waiting_times(field, threshold).values))
+    edges = [0, 0.2, 1, 3]
+    np.testing.assert_allclose(value_histogram(lazy, edges).values, value_histogram(field, edges).values)
