@@ -17,6 +17,7 @@ from typing import Any
 import zarr
 from zarr.errors import ZarrUserWarning
 
+from climdiff.errors import StoreError
 from climdiff.resume import OutputHeader
 
 STORE_ATTR = "climdiff"
@@ -44,6 +45,22 @@ def read_header(path: Path) -> OutputHeader | None:
         return OutputHeader(kind=meta["kind"], config=meta["config"], complete=bool(meta["complete"]))
     except Exception:  # anything unreadable is "not a climdiff store", never a crash
         return None
+
+
+def require_store(path: Path, kinds: tuple[str, ...] | None = None, *, complete: bool = True) -> OutputHeader:
+    """The header of the climdiff store at ``path``; one clear :class:`StoreError` if it is missing,
+    not a climdiff store, of another kind than ``kinds`` or (with ``complete``) unfinished."""
+    path = Path(path)
+    if not path.exists():
+        raise StoreError(f"{path} does not exist")
+    header = read_header(path)
+    if header is None:
+        raise StoreError(f"{path} is not a climdiff store")
+    if kinds is not None and header.kind not in kinds:
+        raise StoreError(f"{path} is a climdiff {header.kind} store, not {' or '.join(kinds)}")
+    if complete and not header.complete:
+        raise StoreError(f"{path} is an incomplete climdiff {header.kind} store; re-run the command that made it to finish it")
+    return header
 
 
 def create_named_array(group: zarr.Group, name: str, *, dims: tuple[str, ...], **kwargs: Any) -> zarr.Array:

@@ -16,6 +16,8 @@ from climdiff import __version__
 from climdiff.cli import data
 from climdiff.cli.bundle import bundle, info
 from climdiff.cli.emulate import emulate
+from climdiff.cli.evaluate import evaluate
+from climdiff.cli.export import export
 from climdiff.cli.train import train
 from climdiff.errors import ClimdiffError
 
@@ -30,7 +32,9 @@ app.add_typer(data.app, name="data")
 app.command()(train)
 app.command()(bundle)
 app.command()(emulate)
+app.command()(evaluate)
 app.command()(info)
+app.command()(export)
 
 
 def _version(value: bool) -> None:

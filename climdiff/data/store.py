@@ -30,13 +30,12 @@ import zarr
 
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
-from climdiff.errors import StoreError
 from climdiff.zarr_io import (
     STORE_ATTR,
     consolidate,
     create_named_array,
     quiet_zarr,
-    read_header,
+    require_store,
 )
 
 FORMAT_VERSION = 1
@@ -189,16 +188,5 @@ class AppendableStore:
 
 def open_training_store(path: Path | str, *, require_complete: bool = True) -> xr.Dataset:
     """Open a climdiff training store lazily (dask), refusing anything else with a clear error."""
-    path = Path(path)
-    if not path.exists():
-        raise StoreError(f"{path} does not exist")
-    header = read_header(path)
-    if header is None:
-        raise StoreError(f"{path} is not a climdiff store")
-    if header.kind != TRAINING_KIND:
-        raise StoreError(f"{path} is a climdiff {header.kind} store, not training data")
-    if require_complete and not header.complete:
-        raise StoreError(
-            f"{path} is incomplete; re-run the command that made it to finish it"
-        )
+    require_store(Path(path), (TRAINING_KIND,), complete=require_complete)
     return xr.open_zarr(str(path), consolidated=True, chunks={})

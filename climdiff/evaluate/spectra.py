@@ -22,21 +22,35 @@ import xarray as xr
 DEFAULT_LAT_BANDS: tuple[tuple[float, float], ...] = ((-90.0, -30.0), (-30.0, 30.0), (30.0, 90.0))
 
 
-def radial_power_spectrum(field: xr.DataArray) -> xr.DataArray:
-    """Shell-summed power per integer wavenumber |k| = 0 .. n/2 (dims: ``wavenumber``)."""
+def radial_power(field: xr.DataArray) -> xr.DataArray:
+    """Shell-summed power per integer wavenumber |k| = 0 .. n/2 of every sample (the non-spatial
+    dims are kept, ``y, x`` become ``wavenumber``); lazy on dask input, one sample at a time."""
     ny, nx = field.sizes["y"], field.sizes["x"]
     ky = np.fft.fftfreq(ny, 1.0 / ny)[:, None]
     kx = np.fft.fftfreq(nx, 1.0 / nx)[None, :]
-    shell = np.rint(np.sqrt(kx**2 + ky**2)).astype(int)
+    shell = np.rint(np.sqrt(kx**2 + ky**2)).astype(int).ravel()
     kmax = min(ny, nx) // 2
+    projection = np.zeros((ny * nx, kmax + 1))
+    inside = shell <= kmax
+    projection[np.flatnonzero(inside), shell[inside]] = 1.0  # sums each shell
 
     def spectrum(block: np.ndarray) -> np.ndarray:
         power = np.abs(np.fft.fft2(block, axes=(-2, -1)) / (ny * nx)) ** 2
-        power = power.reshape(-1, ny * nx).mean(axis=0)
-        return np.bincount(shell.ravel(), weights=power, minlength=shell.max() + 1)[: kmax + 1]
+        return power.reshape(*power.shape[:-2], ny * nx) @ projection
 
-    values = spectrum(np.asarray(field.transpose(..., "y", "x").values, dtype=np.float64))
-    return xr.DataArray(values, dims=("wavenumber",), coords={"wavenumber": np.arange(kmax + 1)})
+    if field.chunks is not None:
+        field = field.chunk({"y": -1, "x": -1})
+    return xr.apply_ufunc(
+        spectrum, field.astype(np.float64), input_core_dims=[["y", "x"]], output_core_dims=[["wavenumber"]],
+        dask="parallelized", output_dtypes=[np.float64], dask_gufunc_kwargs={"output_sizes": {"wavenumber": kmax + 1}},
+    ).assign_coords(wavenumber=np.arange(kmax + 1))
+
+
+def radial_power_spectrum(field: xr.DataArray) -> xr.DataArray:
+    """Shell-summed power per integer wavenumber |k| = 0 .. n/2, averaged over every non-spatial
+    dim (dims: ``wavenumber``)."""
+    power = radial_power(field)
+    return power.mean([d for d in power.dims if d != "wavenumber"])
 
 
 def _one_sided_power(values: np.ndarray) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""``report.md``: what was compared, the main table (every headline number with its interval,
+reference first), the notes, and the figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from climdiff.atomic import atomic_write_bytes
+
+
+def _cell(entry: dict[str, Any] | None) -> str:
+    if entry is None:
+        return "-"
+    text = f"{entry['value']:.4g}"
+    if entry.get("low") is not None:
+        text += f" [{entry['low']:.3g}, {entry['high']:.3g}]"
+    return text
+
+
+def main_table(document: dict[str, Any]) -> list[str]:
+    """Rows (family, metric, lead) by columns (reference, runs), as markdown lines."""
+    sources = [document["reference"]["label"]] + [r["label"] for r in document["runs"]]
+    rows: dict[tuple[str, str, int | None], dict[str, dict[str, Any]]] = {}
+    for entry in document["metrics"]:
+        rows.setdefault((entry["family"], entry["metric"], entry.get("lead")), {})[entry["source"]] = entry
+    lines = ["| family | metric | ideal | " + " | ".join(sources) + " |", "|---|---|---|" + "---|" * len(sources)]
+    for (family, metric, lead), cells in rows.items():
+        name = metric if lead is None else f"{metric} (lead {lead})"
+        units = next(iter(cells.values())).get("units")
+        if units:
+            name += f" ({units})"
+        ideal = next(iter(cells.values())).get("ideal")
+        ideal_text = "-" if ideal is None else f"{ideal:g}"
+        lines.append(f"| {family} | {name} | {ideal_text} | " + " | ".join(_cell(cells.get(s)) for s in sources) + " |")
+    return lines
+
+
+def write_report(path: Path, document: dict[str, Any]) -> None:
+    confidence = document["settings"]["confidence"]
+    lines = ["# climdiff evaluation", "", f"`{document['command']}`" if document.get("command") else "", "", "## Compared", ""]
+    for source in [document["reference"], *document["runs"]]:
+        facts = ", ".join(f"{k} {v}" for k, v in source.items() if k not in ("label", "path"))
+        lines.append(f"- **{source['label']}**: `{source['path']}` ({facts})")
+    lines += ["", "## Main table", "",
+              f"Each cell: estimate [{confidence:.0%} bootstrap interval] (settings in results.json).", "",
+              *main_table(document), "", "## Notes", ""]  # fmt: skip
+    for family, notes in document["notes"].items():
+        lines += [f"- {family}: {note}" for note in notes]
+    lines += ["", "## Figures", ""]
+    for family in document["families"]:
+        lines += [f"### {family}", "", f"![{family}]({family}.png)", ""]
+    atomic_write_bytes(path, "\n".join(lines).encode())
