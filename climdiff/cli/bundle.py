@@ -10,7 +10,13 @@ import typer
 
 from climdiff.bundle import BUNDLE_FILE, describe_bundle, make_bundle
 from climdiff.checkpoint import describe_checkpoint
-from climdiff.cli.common import Json, OutPath, Overwrite, print_summary
+from climdiff.cli.common import (
+    GuidanceSigmaMax,
+    Json,
+    OutPath,
+    Overwrite,
+    print_summary,
+)
 from climdiff.data.info import describe_training_store
 from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
@@ -28,17 +34,19 @@ def bundle(
     vdm: Annotated[Path | None, typer.Option(help="VDM checkpoint or run directory (instead of --idm).")] = None,
     name: Annotated[str | None, typer.Option(help="Bundle name (default: the folder name).")] = None,
     start_index: Annotated[
-        int | None, typer.Option(help="Day of --data whose pair (day, day+1) is the initial state [default: start of the test split].")
+        int | None, typer.Option(help="Day of --data whose pair (day, day+1) is the initial state (default: start of the test split).")
     ] = None,
     steps: Annotated[int, typer.Option(help="Sampler steps per day.")] = PAPER.steps,
     guidance: Annotated[float, typer.Option(help="Guidance strength lambda (0: unguided).")] = PAPER.guidance,
     churn: Annotated[float, typer.Option(help="EDM S_churn.")] = PAPER.S_churn,
     s_noise: Annotated[float, typer.Option(help="EDM S_noise.")] = PAPER.S_noise,
     sigma_max: Annotated[float, typer.Option(help="Largest noise level of the schedule.")] = PAPER.sigma_max,
+    guidance_sigma_max: GuidanceSigmaMax = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Assemble an emulation bundle: models, data transform, grid, calendar, initial state, sampler."""
-    sampler = SamplerConfig(steps=steps, guidance=guidance, S_churn=churn, S_noise=s_noise, sigma_max=sigma_max)
+    sampler = SamplerConfig(steps=steps, guidance=guidance, S_churn=churn, S_noise=s_noise, sigma_max=sigma_max,
+                            guidance_sigma_max=guidance_sigma_max)  # fmt: skip
     path = make_bundle(
         out, data=data, idm=idm, disc=disc, vdm=vdm, sampler=sampler, name=name, start_index=start_index, overwrite=overwrite
     )

@@ -23,6 +23,10 @@ Overwrite = Annotated[
 ]
 Device = Annotated[str, typer.Option(help="Compute device: auto, cpu, cuda or cuda:N.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+GuidanceSigmaMax = Annotated[
+    float | None,
+    typer.Option(help="Guide only at noise levels sigma up to this value, where the discriminator can tell days apart (default: every level)."),
+]
 OutPath = Annotated[Path, typer.Option("--out", "-o", help="Output path.", show_default=False)]
 
 

@@ -9,7 +9,15 @@ import typer
 
 from climdiff.assets import DEFAULT_MODEL, embedded_bundle
 from climdiff.bundle import load_bundle
-from climdiff.cli.common import Device, OutPath, Overwrite, Quiet, Threads, command_line
+from climdiff.cli.common import (
+    Device,
+    GuidanceSigmaMax,
+    OutPath,
+    Overwrite,
+    Quiet,
+    Threads,
+    command_line,
+)
 from climdiff.errors import ClimdiffError
 from climdiff.rollout.calendar import days_in_years
 from climdiff.rollout.engine import EmulateConfig, first_day
@@ -30,6 +38,7 @@ def emulate(
     start: Annotated[str | None, typer.Option(help="Date of the first generated day, YYYY-MM-DD (default: the day after the initial state).")] = None,
     guidance: Annotated[float | None, typer.Option(help="Guidance strength lambda (default: the bundle's); 0 = unguided IDM.")] = None,
     steps: Annotated[int | None, typer.Option(help="Sampler steps per day (default: the bundle's).")] = None,
+    guidance_sigma_max: GuidanceSigmaMax = None,
     batch: Annotated[int | None, typer.Option(help="Chains sampled together (default: all members; forecasts: 64 or the members).")] = None,
     init_from: Annotated[Path | None, typer.Option(help="Forecast mode: a reference store made by `climdiff data`; each start is conditioned on two of its days and --days is the number of leads.", rich_help_panel="Forecast mode")] = None,
     starts: Annotated[int | None, typer.Option(help="Forecast mode: number of starts, spread evenly over the reference's test split.", rich_help_panel="Forecast mode")] = None,
@@ -57,7 +66,7 @@ def emulate(
         raise ClimdiffError(f"--years must be positive, got {years}")
     bundle = load_bundle(checkpoint if checkpoint is not None else embedded_bundle(model))
     n_days = days if days is not None else days_in_years(first_day(bundle, start), years)
-    sampler = bundle.sampler.replace(guidance=guidance, steps=steps)
+    sampler = bundle.sampler.replace(guidance=guidance, steps=steps, guidance_sigma_max=guidance_sigma_max)
     config = EmulateConfig(days=n_days, members=members, seed=seed, start=start, time_chunk=time_chunk,
                            sampler=sampler, device=device, zarr_format=zarr_format)  # fmt: skip
     if init_from is not None:
