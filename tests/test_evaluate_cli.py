@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from climdiff.bundle import load_bundle
 from climdiff.data.navier_stokes import TurbulenceConfig
@@ -157,3 +158,15 @@ def test_cli_evaluate(cli, stores, learning_store, tmp_path) -> None:
     assert "results.json" in ok.stdout and (out / "spectra.png").exists() and not (out / "eofs.png").exists()
     bad = cli("evaluate", str(stores["guided"]), "--reference", str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "x"))
     assert bad.exit_code == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_run_without_finite_values_is_refused(guided_bundle, learning_store, tmp_path) -> None:
+    """A complete store whose members all stopped at once holds only NaN."""
+    from climdiff.rollout.engine import _create_store
+
+    bundle = load_bundle(guided_bundle)
+    config = EmulateConfig(days=20, members=1, sampler=bundle.sampler)
+    store = _create_store(bundle, tmp_path / "empty.zarr", config, config.identity(bundle), "", torch.device("cpu"), 1)
+    store.finish(stopped_members=1, total_redraws=0)
+    with pytest.raises(StoreError, match="no finite values"):
+        evaluate([tmp_path / "empty.zarr"], learning_store, tmp_path / "ev", settings=FAST, quiet=True)

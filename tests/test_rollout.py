@@ -199,3 +199,16 @@ def test_two_torchrun_ranks_write_disjoint_members_of_one_store(bundle, guided_b
     ranks = xr.open_zarr(out)
     assert ranks.attrs["climdiff"]["complete"] is True and ranks.attrs["ranks"] == 2
     np.testing.assert_allclose(ranks["vorticity"].values, xr.open_zarr(single.path)["vorticity"].values, rtol=1e-4, atol=1e-4)
+
+
+def test_monthly_and_annual_means_beside_the_daily_field(bundle, tmp_path) -> None:
+    cfg = config(days=40, members=2, start="0001-12-20", time_chunk=16, sampler=bundle.sampler, means=("monthly", "annual"))
+    ds = xr.open_zarr(emulate(bundle, tmp_path / "means.zarr", cfg, quiet=True).path)
+    daily = ds["vorticity"].values
+    assert list(ds["days_monthly"].values) == [12, 28] and list(ds["days_annual"].values) == [12, 28]
+    assert [(t.year, t.month, t.day) for t in ds["time_monthly"].values] == [(1, 12, 1), (2, 1, 1)]
+    np.testing.assert_allclose(ds["vorticity_monthly"].values[:, 0], daily[:, :12].mean(axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(ds["vorticity_annual"].values[:, 1], daily[:, 12:].mean(axis=1), rtol=1e-5, atol=1e-5)
+    assert ds["vorticity_monthly"].attrs["cell_methods"] == "time: mean"
+    with pytest.raises(ClimdiffError, match="unknown --means"):
+        config(means=("weekly",))

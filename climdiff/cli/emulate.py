@@ -44,6 +44,7 @@ def emulate(
     starts: Annotated[int | None, typer.Option(help="Forecast mode: number of starts, spread evenly over the reference's test split.", rich_help_panel="Forecast mode")] = None,
     start_dates: Annotated[str | None, typer.Option(help="Forecast mode: comma-separated init dates YYYY-MM-DD (the last conditioning day of each start).", rich_help_panel="Forecast mode")] = None,
     time_chunk: Annotated[int, typer.Option(help="Days per Zarr chunk (and per resume commit).")] = 365,
+    means: Annotated[str | None, typer.Option(help="Also write calendar means beside the daily field: monthly, annual or monthly,annual.")] = None,
     zarr_format: Annotated[int, typer.Option(help="Zarr format of the output: 3 or 2.")] = 3,
     device: Device = "cpu",
     threads: Threads = None,
@@ -58,8 +59,8 @@ def emulate(
     configure_threads(threads)
     if init_from is None and (starts is not None or start_dates is not None):
         raise ClimdiffError("--starts and --start-dates need --init-from (forecast mode)")
-    if init_from is not None and (years is not None or start is not None):
-        raise ClimdiffError("forecast mode (--init-from) takes --days as the number of leads; --years and --start do not apply")
+    if init_from is not None and (years is not None or start is not None or means):
+        raise ClimdiffError("forecast mode (--init-from) takes --days as the number of leads; --years, --start and --means do not apply")
     if (years is None) == (days is None):
         raise ClimdiffError("give exactly one of --years and --days")
     if years is not None and years < 1:
@@ -68,7 +69,8 @@ def emulate(
     n_days = days if days is not None else days_in_years(first_day(bundle, start), years)
     sampler = bundle.sampler.replace(guidance=guidance, steps=steps, guidance_sigma_max=guidance_sigma_max)
     config = EmulateConfig(days=n_days, members=members, seed=seed, start=start, time_chunk=time_chunk,
-                           sampler=sampler, device=device, zarr_format=zarr_format)  # fmt: skip
+                           sampler=sampler, device=device, zarr_format=zarr_format,
+                           means=tuple(m.strip() for m in (means or "").split(",") if m.strip()))  # fmt: skip
     if init_from is not None:
         dates = [d for d in (start_dates or "").split(",") if d.strip()]
         plan = plan_forecast(bundle, init_from, config, starts=starts, start_dates=dates or None)

@@ -173,9 +173,10 @@ def spectra_family(reference: Source, runs: list[Source], s: Settings) -> Family
     if latlon:
         out.notes.append("zonal spectra of the band 30S-30N, no interval (computed over all days at once)")
     ref = spectra[reference.label].mean("block")
+    resolved = (ref["wavenumber"] >= 1) & (ref > 0)  # the mean (k = 0) and empty shells carry no scale
     for run in runs:
         def error(d: xr.DataArray) -> xr.DataArray:
-            return abs(np.log10(d.mean("block").isel(wavenumber=slice(1, None)) / ref.isel(wavenumber=slice(1, None)))).mean()
+            return abs(np.log10(d.mean("block").where(resolved) / ref.where(resolved))).mean()
         out.headlines.append(_headline("spectra", "spectral_log_error", run.label, _interval(error, spectra[run.label], "block", s), ideal=0.0))
     out.plot = {
         "wavenumber": ref["wavenumber"].values.tolist(),

@@ -12,6 +12,8 @@ from climdiff.atomic import atomic_write_bytes
 def _cell(entry: dict[str, Any] | None) -> str:
     if entry is None:
         return "-"
+    if entry["value"] is None:
+        return "n/a"
     text = f"{entry['value']:.4g}"
     if entry.get("low") is not None:
         text += f" [{entry['low']:.3g}, {entry['high']:.3g}]"

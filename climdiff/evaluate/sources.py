@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import xarray as xr
 
 from climdiff.data.store import TRAINING_KIND
@@ -69,7 +70,8 @@ def open_source(path: Path, label: str, *, allowed: tuple[str, ...], split: str 
     if header.kind == TRAINING_KIND:
         variable, calendar = meta["variable"], meta["calendar"]
     else:
-        variable = next(n for n, v in ds.data_vars.items() if "member" in v.dims and v.ndim >= 4)
+        leading = ("member", "time") if header.kind == EMULATION_KIND else ("init_time", "lead", "member")
+        variable = next(n for n, v in ds.data_vars.items() if v.dims[: len(leading)] == leading)
         calendar = ds["time" if header.kind == EMULATION_KIND else "init_time"].encoding.get("calendar", "standard")
     field = ds[variable]
     if header.kind == TRAINING_KIND and split not in (None, "all"):
@@ -80,6 +82,9 @@ def open_source(path: Path, label: str, *, allowed: tuple[str, ...], split: str 
     spatial_dims(field)
     if any(size == 0 for size in field.sizes.values()):
         raise StoreError(f"{path} holds no data ({dict(field.sizes)})")
+    first = field.isel({field.dims[0 if header.kind == TRAINING_KIND else 1]: 0})
+    if not bool(np.isfinite(first).any()):
+        raise StoreError(f"{path} holds no finite values on its first day (did every member stop?)")
     return Source(label, path, header.kind, field, calendar)
 
 

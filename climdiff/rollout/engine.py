@@ -35,6 +35,7 @@ from climdiff.resume import claim_output
 from climdiff.rollout.calendar import add_days, parse_date, time_units
 from climdiff.rollout.writer import (
     EMULATION_KIND,
+    MEAN_PERIODS,
     EmulationStore,
     MemberState,
 )
@@ -61,6 +62,7 @@ class EmulateConfig:
     blowup_factor: float = 3.0
     device: str = "cpu"
     zarr_format: int = 3
+    means: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.days < 1:
@@ -71,10 +73,15 @@ class EmulateConfig:
             raise ClimdiffError("need --time-chunk >= 1, max_redraws >= 0 and blowup_factor > 1")
         if self.zarr_format not in (2, 3):
             raise ClimdiffError(f"--zarr-format must be 2 or 3, got {self.zarr_format}")
+        unknown = sorted(set(self.means) - set(MEAN_PERIODS))
+        if unknown:
+            raise ClimdiffError(f"unknown --means {', '.join(unknown)} (choose from {', '.join(MEAN_PERIODS)})")
 
     def identity(self, bundle: Bundle) -> dict[str, Any]:
         out = asdict(self)
         out["sampler"] = self.sampler.to_dict()
+        if not self.means:  # identities of runs without means read as before the option existed
+            del out["means"]
         out["bundle_sha256"] = bundle.meta["bundle_sha256"]
         return out
 
@@ -226,6 +233,8 @@ def emulate(
         redraws = {m: int(v) for m, v in enumerate(store.group["redraws"][:]) if v}
         stopped = {m: int(v) for m, v in enumerate(store.group["stopped_day"][:]) if v >= 0}
         if world.is_main:
+            for period in config.means:
+                store.write_means(period)
             store.finish(stopped_members=len(stopped), total_redraws=sum(redraws.values()))
         world.barrier()
         return EmulationResult(out, config.days, config.members, stopped, redraws)

@@ -56,7 +56,8 @@ class ForecastConfig:
 
     def identity(self, bundle: Bundle) -> dict[str, Any]:
         out = self.rollout.identity(bundle)
-        del out["start"], out["time_chunk"]
+        for key in ("start", "time_chunk", "means"):
+            out.pop(key, None)
         return {**out, "reference": self.reference, "init_dates": list(self.init_dates)}
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import xarray as xr
 import zarr
 
 from climdiff import __version__
@@ -32,6 +33,8 @@ from climdiff.zarr_io import STORE_ATTR, consolidate, create_named_array
 
 EMULATION_KIND = "emulation"
 FORECAST_KIND = "forecast"
+# period name -> pandas/cftime resampling frequency (periods start on their first day)
+MEAN_PERIODS = {"monthly": "MS", "annual": "YS"}
 RNG_BYTES = int(torch.Generator().get_state().numel())
 
 
@@ -176,6 +179,27 @@ class EmulationStore(RolloutStore):
         self.group["resume_state"][member] = encode_state(state)
         self.group["redraws"][member] = state.redraws
         self.group["stopped_day"][member] = state.stopped_day
+
+    def write_means(self, period: str) -> None:
+        """Add ``<variable>_<period>``: calendar-month or calendar-year means of every member, with
+        the number of days each averages (a run's first and last periods may be partial; a period
+        with a day missing, e.g. after a member stopped, is NaN). Written once all days are in;
+        re-writing replaces it, so an interruption here is repaired by re-running."""
+        ds = xr.open_zarr(str(self.path), consolidated=False, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+        field = ds[self.variable]
+        dim = f"time_{period}"
+        resampled = field.resample(time=MEAN_PERIODS[period])
+        mean = resampled.mean(skipna=False).rename(time=dim)
+        days = field["time"].resample(time=MEAN_PERIODS[period]).count().rename(time=dim)
+        mean.attrs = {**field.attrs, "cell_methods": "time: mean", "long_name": f"{period} mean of {self.variable}"}
+        out = xr.Dataset({f"{self.variable}_{period}": mean, f"days_{period}": days.assign_attrs(long_name=f"days in each {period} mean")})
+        out[dim].attrs = {"standard_name": "time", "long_name": f"first day of each {period} period", "axis": "T"}
+        out[dim].encoding = {"units": field["time"].encoding["units"], "calendar": field["time"].encoding["calendar"]}
+        out = out.drop_vars([c for c in out.coords if c not in out.dims and c != dim])
+        chunked = out.chunk({"member": 1, dim: -1})
+        for name in chunked.variables:
+            chunked[name].encoding.pop("chunks", None)
+        chunked.to_zarr(str(self.path), mode="a", consolidated=False, zarr_format=self.group.metadata.zarr_format)
 
 
 class ForecastStore(RolloutStore):
