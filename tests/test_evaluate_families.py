@@ -10,7 +10,7 @@ from scipy import stats
 
 from climdiff.evaluate.bias import bias_map, mean_absolute_bias, rmse
 from climdiff.evaluate.bootstrap import bootstrap_ci, resample_indices
-from climdiff.evaluate.eofs import leading_eofs
+from climdiff.evaluate.eofs import explained_variance, leading_eofs
 from climdiff.evaluate.extremes import (
     exceedance_threshold,
     value_histogram,
@@ -354,3 +354,12 @@ def test_dask_backed_inputs_give_the_in_memory_results() -> None:
     np.testing.assert_array_equal(np.sort(waiting_times(lazy, threshold).values), np.sort(waiting_times(field, threshold).values))
     edges = [0, 0.2, 1, 3]
     np.testing.assert_allclose(value_histogram(lazy, edges).values, value_histogram(field, edges).values)
+
+
+def test_explained_variance_alone_equals_that_of_the_full_eofs() -> None:
+    rng = np.random.default_rng(3)
+    for samples in (30, 80):  # fewer and more samples than cells (both Gram matrices)
+        field = xr.DataArray(rng.standard_normal((samples, 6, 8)), dims=("time", "y", "x"))
+        np.testing.assert_allclose(
+            explained_variance(field, 4).values, leading_eofs(field, 4)["explained_variance"].values, rtol=1e-10
+        )

@@ -212,3 +212,16 @@ def test_monthly_and_annual_means_beside_the_daily_field(bundle, tmp_path) -> No
     assert ds["vorticity_monthly"].attrs["cell_methods"] == "time: mean"
     with pytest.raises(ClimdiffError, match="unknown --means"):
         config(means=("weekly",))
+
+
+def test_traced_networks_draw_what_the_eager_ones_draw(bundle) -> None:
+    from climdiff.seeding import keyed_generator
+
+    norm = bundle.meta["normalization"]
+    start = ((bundle.initial_state - norm["mean"]) / norm["std"]).expand(3, -1, -1, -1, -1)
+    days = {}
+    for trace in (True, False):
+        sampler = DaySampler(bundle, bundle.sampler, torch.device("cpu"), trace=trace)
+        days[trace] = sampler(start, [keyed_generator(0, m) for m in range(3)])
+        assert bool(sampler._traced) == trace  # the traces were made (or not)
+    np.testing.assert_allclose(days[True].numpy(), days[False].numpy(), rtol=1e-5, atol=1e-5)

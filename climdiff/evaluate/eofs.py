@@ -35,17 +35,35 @@ def _fix_signs(vectors: np.ndarray) -> np.ndarray:
     return np.where(vectors[np.arange(len(vectors)), anchor] < 0, -1.0, 1.0)
 
 
-def leading_eofs(field: xr.DataArray, n: int = 3) -> xr.Dataset:
-    """The n leading EOFs: ``eof`` (mode, spatial dims), ``explained_variance`` (mode,) and
-    ``pcs`` (mode, sample dims, e.g. member and time), as described in the module docstring."""
+def _weighted_anomalies(field: xr.DataArray) -> tuple[xr.DataArray, list, list, np.ndarray, np.ndarray]:
+    """The (samples x cells) matrix of anomalies times sqrt(w), and what is needed to undo it."""
     w = area_weights(field)
     spatial, samples = list(w.dims), sample_dims(field)
     if not samples:
-        raise ValueError("leading_eofs needs at least one sample dim (time, member, ...)")
+        raise ValueError("EOFs need at least one sample dim (time, member, ...)")
     ordered = field.transpose(*samples, *spatial)
     matrix = np.asarray(ordered.values, dtype=np.float64).reshape(-1, int(np.prod([field.sizes[d] for d in spatial])))
     root_w = np.sqrt(np.asarray(w.transpose(*spatial).values, dtype=np.float64)).ravel()
-    weighted = (matrix - matrix.mean(axis=0)) * root_w
+    return ordered, spatial, samples, root_w, (matrix - matrix.mean(axis=0)) * root_w
+
+
+def explained_variance(field: xr.DataArray, n: int = 3) -> xr.DataArray:
+    """The ``explained_variance`` of :func:`leading_eofs` alone (dims: ``mode``), from the
+    eigenvalues of the smaller of the two Gram matrices: several times cheaper than the SVD,
+    for bootstrap resamples."""
+    *_, weighted = _weighted_anomalies(field)
+    gram = weighted @ weighted.T if weighted.shape[0] <= weighted.shape[1] else weighted.T @ weighted
+    eigenvalues = np.linalg.eigvalsh(gram)[::-1]
+    total = float(np.trace(gram))
+    n = min(n, len(eigenvalues))
+    fractions = eigenvalues[:n] / total if total > 0 else np.zeros(n)
+    return xr.DataArray(fractions, dims=("mode",), coords={"mode": np.arange(n)}, name="explained_variance")
+
+
+def leading_eofs(field: xr.DataArray, n: int = 3) -> xr.Dataset:
+    """The n leading EOFs: ``eof`` (mode, spatial dims), ``explained_variance`` (mode,) and
+    ``pcs`` (mode, sample dims, e.g. member and time), as described in the module docstring."""
+    ordered, spatial, samples, root_w, weighted = _weighted_anomalies(field)
     u, s, vt = np.linalg.svd(weighted, full_matrices=False)
     n = min(n, len(s))
     sign = _fix_signs(vt[:n])

@@ -85,12 +85,14 @@ def value_histogram(
         weights = (area_weights(field) * finite).broadcast_like(field).transpose(*field.dims)
     else:
         weights = finite.astype(np.float64)
-    values = field.where(finite, edges[0] - 1.0).data.ravel()  # non-finite values weigh nothing
+    values = field.where(finite, edges[0] - 1.0).data  # non-finite values weigh nothing
     if hasattr(values, "dask"):
-        counts, _ = dsa.histogram(values, bins=edges, weights=weights.data.ravel())
+        # blockwise on the n-d arrays: flattening a dask array first would merge its time chunks
+        # into one, and memory would grow with the run length
+        counts, _ = dsa.histogram(values, bins=edges, weights=weights.data.rechunk(values.chunks))
         counts, total = dask.compute(counts, weights.data.sum())
     else:
-        counts, _ = np.histogram(values, bins=edges, weights=np.asarray(weights.data).ravel())
+        counts, _ = np.histogram(np.ravel(values), bins=edges, weights=np.asarray(weights.data).ravel())
         total = weights.data.sum()
     density = np.asarray(counts) / (float(total) * np.diff(edges))
     return xr.DataArray(

@@ -93,6 +93,7 @@ def _extremes(result: FamilyResult, reference: str) -> Figure:
         counts = np.array(result.plot["waiting_time_counts"][label], dtype=float)
         if counts.sum():
             right.semilogy(np.arange(1, len(counts)), np.maximum(counts[1:] / counts.sum(), 1e-12), label=label, **_style(label, reference))
+    right.set_title("last point: waits of 100 days or more", fontsize=9)
     left.set_xlabel(f"value ({result.plot['units']})")
     left.set_ylabel("density")
     left.set_ylim(bottom=1e-6)
@@ -137,12 +138,13 @@ def _calibration(result: FamilyResult, reference: str) -> Figure:
     curves = result.plot["curves"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
     leads = result.plot["leads"]
-    for label, values in curves.items():
-        axes[0].plot(leads, values["crps_fair"], marker="o", label=f"{label} (fair)")
-        axes[0].plot(leads, values["rmse"], ls="--", label=f"{label} RMSE of mean")
-        axes[1].plot(leads, values["spread_skill"], marker="o", label=label)
+    for i, (label, values) in enumerate(curves.items()):
+        color = f"C{i}"
+        axes[0].plot(leads, values["crps_fair"], marker="o", color=color, label=f"{label}: fair CRPS")
+        axes[0].plot(leads, values["rmse"], ls="--", color=color, label=f"{label}: RMSE of the mean")
+        axes[1].plot(leads, values["spread_skill"], marker="o", color=color, label=label)
         counts = np.array(result.plot["rank_histograms"][label], dtype=float)
-        axes[2].step(np.arange(len(counts)), counts / counts.sum() * len(counts), where="mid", label=label)
+        axes[2].step(np.arange(len(counts)), counts / counts.sum() * len(counts), where="mid", color=color, label=label)
     axes[1].axhline(1.0, color="black", lw=1)
     axes[2].axhline(1.0, color="black", lw=1)
     axes[0].set(xlabel="lead (days)", ylabel="CRPS / RMSE", title=f"verified against {reference}")

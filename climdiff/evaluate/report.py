@@ -20,17 +20,20 @@ def _cell(entry: dict[str, Any] | None) -> str:
     return text
 
 
-def main_table(document: dict[str, Any]) -> list[str]:
-    """Rows (family, metric, lead) by columns (reference, runs), as markdown lines."""
+def main_table(document: dict[str, Any], leads: set[int] | None = None) -> list[str]:
+    """Rows (family, metric, lead) by columns (reference, runs), as markdown lines; per-lead
+    rows only for ``leads`` (None: every lead)."""
     sources = [document["reference"]["label"]] + [r["label"] for r in document["runs"]]
     rows: dict[tuple[str, str, int | None], dict[str, dict[str, Any]]] = {}
     for entry in document["metrics"]:
-        rows.setdefault((entry["family"], entry["metric"], entry.get("lead")), {})[entry["source"]] = entry
+        lead = entry.get("lead")
+        if lead is None or leads is None or lead in leads:
+            rows.setdefault((entry["family"], entry["metric"], lead), {})[entry["source"]] = entry
     lines = ["| family | metric | ideal | " + " | ".join(sources) + " |", "|---|---|---|" + "---|" * len(sources)]
     for (family, metric, lead), cells in rows.items():
         name = metric if lead is None else f"{metric} (lead {lead})"
         units = next(iter(cells.values())).get("units")
-        if units:
+        if units and units != "1":  # "1": dimensionless (CF)
             name += f" ({units})"
         ideal = next(iter(cells.values())).get("ideal")
         ideal_text = "-" if ideal is None else f"{ideal:g}"
@@ -44,9 +47,16 @@ def write_report(path: Path, document: dict[str, Any]) -> None:
     for source in [document["reference"], *document["runs"]]:
         facts = ", ".join(f"{k} {v}" for k, v in source.items() if k not in ("label", "path"))
         lines.append(f"- **{source['label']}**: `{source['path']}` ({facts})")
+    all_leads = sorted({e["lead"] for e in document["metrics"] if e.get("lead") is not None})
+    shown = {all_leads[0], all_leads[len(all_leads) // 2], all_leads[-1]} if all_leads else set()
     lines += ["", "## Main table", "",
-              f"Each cell: estimate [{confidence:.0%} bootstrap interval] (settings in results.json).", "",
-              *main_table(document), "", "## Notes", ""]  # fmt: skip
+              f"Each cell: estimate [{confidence:.0%} bootstrap interval] (settings in results.json)."
+              + (f" Forecast scores at leads {', '.join(map(str, sorted(shown)))}; every lead below." if all_leads else ""),
+              "", *main_table(document, shown), ""]  # fmt: skip
+    if len(all_leads) > len(shown):
+        calibration = {**document, "metrics": [e for e in document["metrics"] if e.get("lead") is not None]}
+        lines += ["## Forecast scores at every lead", "", *main_table(calibration), ""]
+    lines += ["## Notes", ""]
     for family, notes in document["notes"].items():
         lines += [f"- {family}: {note}" for note in notes]
     lines += ["", "## Figures", ""]

@@ -16,10 +16,16 @@ from climdiff.evaluate.weights import area_weights
 
 
 def anomalies(field: xr.DataArray, climatology: Literal["overall", "seasonal"] = "overall") -> xr.DataArray:
+    """``field`` minus its overall mean or day-of-year climatology.
+
+    The climatology is small and computed at once: left lazy, dask would keep every chunk of a
+    dask-backed field in memory between computing the mean and subtracting it, so memory would
+    grow with the run length; computed first, the field is streamed twice instead.
+    """
     if climatology == "seasonal":
         groups = field.groupby("time.dayofyear")
-        return groups - groups.mean("time")
-    return field - field.mean()
+        return groups - groups.mean("time").compute()
+    return field - field.mean().compute()
 
 
 def autocorrelation(

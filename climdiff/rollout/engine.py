@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -96,28 +97,61 @@ class EmulationResult:
 
 
 class DaySampler:
-    """Draws day n+1 for a batch of members from their last two days (model space)."""
+    """Draws day n+1 for a batch of members from their last two days (model space).
 
-    def __init__(self, bundle: Bundle, sampler: SamplerConfig, device: torch.device) -> None:
-        self.models = {kind: model.to(device) for kind, model in bundle.models.items()}
+    On the CPU the networks run as TorchScript traces, one per input shape (made on first use):
+    for the small default model a batch-1 call is dominated by Python's per-operation overhead,
+    which the trace removes (1.5x for the IDM, 1.3x for the discriminator's forward and
+    backward). The traces run with TorchScript's graph optimisation off: the optimising
+    executor switches graphs after its first profiled calls, so a resumed run (whose first
+    calls fall on other days) would not be bit-identical to an uninterrupted one. They run the
+    same operations as the eager networks and agree with them (tests check both).
+    ``trace=False`` keeps the networks eager, and so does any model that cannot be traced
+    (with a warning).
+    """
+
+    def __init__(self, bundle: Bundle, sampler: SamplerConfig, device: torch.device, trace: bool | None = None) -> None:
+        self.models = {kind: model.to(device).eval() for kind, model in bundle.models.items()}
         self.sampler = sampler
         self.device = device
+        self.trace = device.type == "cpu" if trace is None else trace
+        self._traced: dict[tuple[str, tuple[int, ...]], Callable[..., torch.Tensor]] = {}
         if sampler.guidance > 0 and "disc" not in self.models:
             raise ClimdiffError("guidance needs a discriminator, and this bundle has none (use --guidance 0)")
+
+    def network(self, kind: str, *inputs: torch.Tensor) -> Callable[..., torch.Tensor]:
+        """The model ``kind`` for inputs of these shapes: traced once per shape, else eager."""
+        model = self.models[kind]
+        if not self.trace:
+            return model
+        key = (kind, *(tuple(t.shape) for t in inputs))
+        if key not in self._traced:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the tracer's notes on shape checks baked in per shape
+                    self._traced[key] = torch.jit.trace(model, inputs, check_trace=False)
+            except Exception as err:  # noqa: BLE001 - any model the tracer cannot handle runs eagerly
+                warnings.warn(f"running the {kind} eagerly: it could not be traced ({err})", stacklevel=2)
+                self.trace = False
+                return model
+        return self._traced[key]
 
     def __call__(self, last: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
         last = last.to(self.device)
         cond = conditioning(previous=last[:, 0], current=last[:, 1])
+        x0, s0 = last[:, 1], torch.ones(len(last), device=self.device)
         if "vdm" in self.models:
-            vdm = self.models["vdm"]
+            with torch.no_grad():
+                vdm = self.network("vdm", x0, s0, cond)
             denoiser: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = lambda x, s: vdm(x, s, cond)  # noqa: E731
         else:
-            idm = self.models["idm"]
+            with torch.no_grad():
+                idm = self.network("idm", x0, s0)
             denoiser = lambda x, s: idm(x, s)  # noqa: E731
         guide = None
         if self.sampler.guidance > 0:
-            guide = discriminator_guide(self.models["disc"], cond, self.sampler.logit_clip)
-        with torch.no_grad():
+            guide = discriminator_guide(self.network("disc", x0, s0, cond), cond, self.sampler.logit_clip)
+        with torch.no_grad(), torch.jit.optimized_execution(False):
             return edm_sample(denoiser, last[:, 1].shape, generators, self.sampler, guide, device=self.device).cpu()
 
 
