@@ -13,6 +13,7 @@ fresh process, which should not grow with the length.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from climdiff.assets import embedded_bundle
 from climdiff.bundle import load_bundle
 from climdiff.rollout.engine import EmulateConfig, emulate
 from climdiff.rollout.writer import EmulationStore
+from climdiff.sampling.edm import in_window, sigma_schedule
 
 
 def run_seconds(bundle, members: int, days: int, guidance: float | None = None) -> tuple[float, float]:  # noqa: ANN001
@@ -69,17 +71,30 @@ def _flops(fn) -> float:  # noqa: ANN001
     return float(counter.get_total_flops())
 
 
+def slope_sigmas(config) -> list[float]:  # noqa: ANN001
+    """The noise levels at which the sampler evaluates its slope in one day (2N - 1 of them)."""
+    t = sigma_schedule(config).tolist()
+    gamma_max = min(config.S_churn / config.steps, math.sqrt(2.0) - 1.0)
+    levels = []
+    for t_cur, t_next in zip(t[:-1], t[1:], strict=True):
+        levels.append(t_cur * (1.0 + (gamma_max if config.S_tmin <= t_cur <= config.S_tmax else 0.0)))
+        if t_next > 0:
+            levels.append(t_next)
+    return levels
+
+
 def day_flops(bundle, members: int) -> float:  # noqa: ANN001
-    """FLOPs of one simulated day's network calls: 2N - 1 IDM calls, and as many discriminator
-    passes when guided, each forward + backward counted as 3 forwards (the usual estimate; the
-    FLOP counter cannot run inside autograd.grad)."""
+    """FLOPs of one simulated day's network calls: 2N - 1 IDM calls, and a discriminator pass at
+    each of those noise levels inside the guidance window, each forward + backward counted as
+    3 forwards (the usual estimate; the FLOP counter cannot run inside autograd.grad)."""
     shape = (members, *bundle.initial_state.shape[1:])
     x, sigma = torch.zeros(shape), torch.ones(members)
-    calls = 2 * bundle.sampler.steps - 1
-    total = calls * _flops(lambda: bundle.models["idm"](x, sigma))
-    if bundle.sampler.guidance > 0:
+    levels = slope_sigmas(bundle.sampler)
+    total = len(levels) * _flops(lambda: bundle.models["idm"](x, sigma))
+    guided = sum(in_window(level, bundle.sampler) for level in levels)
+    if guided:
         cond = torch.zeros(members, 2 * shape[1], *shape[2:])
-        total += calls * 3 * _flops(lambda: bundle.models["disc"](x, sigma, cond))
+        total += guided * 3 * _flops(lambda: bundle.models["disc"](x, sigma, cond))
     return total
 
 

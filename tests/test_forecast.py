@@ -77,15 +77,19 @@ def test_each_chain_starts_from_its_two_reference_days(bundle, learning_store, f
 def test_interrupted_forecast_redoes_only_unfinished_starts(bundle, learning_store, four_starts, tmp_path) -> None:
     plan, path = four_starts
     out = tmp_path / "resume.zarr"
-    forecast(bundle, learning_store, out, plan, quiet=True)
+    forecast(bundle, learning_store, out, plan, batch=4, quiet=True)  # groups of two starts
     group = zarr.open_group(str(out), mode="r+")
-    # as after a kill between two starts: the later starts are neither written nor marked
-    group["vorticity"][2:] = np.nan
-    group["completed"][2:] = 0
+    # as after a kill while the second group was written: start 2 done, start 3 not
+    group["vorticity"][3:] = np.nan
+    group["completed"][3:] = 0
     meta = dict(group.attrs["climdiff"])
     group.attrs["climdiff"] = {**meta, "complete": False}
-    forecast(bundle, learning_store, out, plan, quiet=True)
-    np.testing.assert_array_equal(zarr.open_group(str(out))["vorticity"][:], zarr.open_group(str(path))["vorticity"][:])
+    kept = group["vorticity"][2].copy()
+    forecast(bundle, learning_store, out, plan, batch=4, quiet=True)
+    resumed = zarr.open_group(str(out))["vorticity"][:]
+    np.testing.assert_array_equal(resumed[2], kept)  # a finished start is not rewritten
+    uninterrupted = forecast(bundle, learning_store, tmp_path / "whole.zarr", plan, batch=4, quiet=True).path
+    np.testing.assert_array_equal(resumed, zarr.open_group(str(uninterrupted))["vorticity"][:])
 
 
 def test_forecast_errors(bundle, learning_store, turbulence_store, tmp_path) -> None:

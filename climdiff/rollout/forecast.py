@@ -8,7 +8,8 @@ evenly over the reference's test split (``--starts N``) or given as dates (``--s
 Chain (start, member) draws from the generator keyed by (seed, reference index of the start,
 member), so a start's forecast does not depend on which other starts or how many members run
 beside it. Starts are written whole, then marked complete: re-running an interrupted command
-redoes only the starts not yet marked, and gives what an uninterrupted run gives.
+redoes only the fixed groups of starts (one sampling batch each) holding an unmarked start, so
+it gives, bit for bit, what an uninterrupted run gives.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def forecast(
     out, rollout = Path(out), config.rollout
     reference = open_reference(reference_path, bundle)
     device = resolve_device(rollout.device)
-    batch = batch or max(rollout.members, DEFAULT_BATCH)
+    batch = max(rollout.members, DEFAULT_BATCH) if batch is None else batch
     if batch < 1:
         raise ClimdiffError(f"--batch must be positive, got {batch}")
     variable = bundle.meta["variable"]["name"]
@@ -156,17 +157,21 @@ def forecast(
     if not claim_output(out, kind=FORECAST_KIND, config=identity, overwrite=overwrite, header=read_header(out)):
         _create(bundle, reference, out, config, identity, command, device)
     store = ForecastStore.open(out, variable, frame)
-    todo = [s for s, done in enumerate(store.completed()) if not done]
+    completed = store.completed()
     per_call = max(1, batch // rollout.members)
+    # fixed groups of starts, redone whole when any start in them is missing: a resumed run
+    # samples with the same batch layout as an uninterrupted one, so it is bit-identical
+    groups = [list(range(lo, min(lo + per_call, len(completed)))) for lo in range(0, len(completed), per_call)]
+    groups = [g for g in groups if not completed[g].all()]
     sample = DaySampler(bundle, rollout.sampler, device)
     norm = bundle.meta["normalization"]
     mean, std = float(norm["mean"]), float(norm["std"])
     limit = value_limit(bundle, rollout.blowup_factor)
+    todo = sum(len(g) for g in groups)
     total = len(config.init_indices) * rollout.members * rollout.days
-    done = (len(config.init_indices) - len(todo)) * rollout.members * rollout.days
-    with ProgressReporter(f"forecast {len(todo)} start(s)", total, unit="member-days", quiet=quiet, completed=done) as bar:
-        for lo in range(0, len(todo), per_call):
-            group = todo[lo : lo + per_call]
+    done = (len(config.init_indices) - todo) * rollout.members * rollout.days
+    with ProgressReporter(f"forecast {todo} start(s)", total, unit="member-days", quiet=quiet, completed=done) as bar:
+        for group in groups:
             states = _initial_states(reference, variable, config, group, mean, std)
             values = np.full((len(group), rollout.days, rollout.members, *frame[-2:]), np.nan, dtype=np.float32)
             for lead in range(rollout.days):
@@ -179,6 +184,8 @@ def forecast(
                             values[i // rollout.members, lead, i % rollout.members] = (x[0] * std + mean).numpy()
                 bar.advance(len(states))
             for g, start in enumerate(group):
+                if completed[start]:
+                    continue
                 mine = states[g * rollout.members : (g + 1) * rollout.members]
                 store.write_start(start, values[g], np.array([s.redraws for s in mine]), np.array([s.stopped_day for s in mine]))
     redraws, stopped = int(store.group["redraws"][:].sum()), int((store.group["stopped_lead"][:] >= 0).sum())
