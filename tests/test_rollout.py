@@ -137,6 +137,9 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
     assert "wrote 2 member(s) x 3 days" in ok.stdout
     ds = xr.open_zarr(out)
     assert ds.attrs["sampler"]["steps"] == 10 and ds.sizes["time"] == 3
+    assert ds.attrs["threads"] == 1  # two 32x32 members per call: a small call runs on one thread
+    two = cli("emulate", "--checkpoint", guided_bundle, "--days", "1", "--out", tmp_path / "t2.zarr", "--quiet", "--threads", "2")
+    assert two.exit_code == 0 and xr.open_zarr(tmp_path / "t2.zarr").attrs["threads"] == 2
     for args, message in [
         (["--days", "3", "--years", "1"], "exactly one of --years and --days"),
         (["--years", "0"], "--years must be positive"),

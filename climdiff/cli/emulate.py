@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -15,16 +16,19 @@ from climdiff.cli.common import (
     OutPath,
     Overwrite,
     Quiet,
-    Threads,
     command_line,
 )
 from climdiff.errors import ClimdiffError
 from climdiff.rollout.calendar import days_in_years
 from climdiff.rollout.engine import EmulateConfig, first_day
 from climdiff.rollout.engine import emulate as run_emulation
+from climdiff.rollout.forecast import DEFAULT_BATCH, plan_forecast
 from climdiff.rollout.forecast import forecast as run_forecast
-from climdiff.rollout.forecast import plan_forecast
 from climdiff.runtime import configure_threads
+
+# Measured on 2 cores with the 32x32 default: one member ran 25 % faster on one thread than on
+# two, eight members too; from 32 members on, threads pay (docs/benchmarks.md).
+SMALL_CALL_POINTS = 16 * 32 * 32
 
 
 def emulate(
@@ -47,7 +51,7 @@ def emulate(
     means: Annotated[str | None, typer.Option(help="Also write calendar means beside the daily field: monthly, annual or monthly,annual.")] = None,
     zarr_format: Annotated[int, typer.Option(help="Zarr format of the output: 3 or 2.")] = 3,
     device: Device = "cpu",
-    threads: Threads = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch (default: 1 when a sampling call holds at most 16 384 grid points, where more threads only add overhead; else SLURM_CPUS_PER_TASK or all cores).", min=1)] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
@@ -56,7 +60,6 @@ def emulate(
     With --init-from, writes ensemble forecasts instead (dims init_time, lead, member, ...) for
     calibration scores. Re-running the same command after an interruption continues where it stopped.
     """
-    configure_threads(threads)
     if init_from is None and (starts is not None or start_dates is not None):
         raise ClimdiffError("--starts and --start-dates need --init-from (forecast mode)")
     if init_from is not None and (years is not None or start is not None or means):
@@ -66,6 +69,9 @@ def emulate(
     if years is not None and years < 1:
         raise ClimdiffError(f"--years must be positive, got {years}")
     bundle = load_bundle(checkpoint if checkpoint is not None else embedded_bundle(model))
+    chains = batch or (members if init_from is None else max(members, DEFAULT_BATCH))
+    small_call = chains * math.prod(bundle.initial_state.shape[1:]) <= SMALL_CALL_POINTS
+    configure_threads(1 if threads is None and small_call else threads)
     n_days = days if days is not None else days_in_years(first_day(bundle, start), years)
     sampler = bundle.sampler.replace(guidance=guidance, steps=steps, guidance_sigma_max=guidance_sigma_max)
     config = EmulateConfig(days=n_days, members=members, seed=seed, start=start, time_chunk=time_chunk,
