@@ -9,7 +9,7 @@ from typing import Annotated
 import dask
 import typer
 
-from climdiff.cli.common import OutPath, Overwrite, Quiet, Threads, command_line
+from climdiff.cli.common import OutPath, Overwrite, Quiet, command_line
 from climdiff.evaluate.families import FAMILIES, Settings
 from climdiff.evaluate.runner import evaluate as run_evaluation
 from climdiff.runtime import configure_threads
@@ -30,7 +30,7 @@ def evaluate(
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples per interval.", min=10)] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and of rank-histogram tie-breaking.")] = 0,
     scheduler: Annotated[str | None, typer.Option(help="Address of a running dask.distributed scheduler, e.g. tcp://host:8786 (default: local threads).")] = None,
-    threads: Threads = None,
+    threads: Annotated[int | None, typer.Option(help="Threads for the local dask computation and torch (default: SLURM_CPUS_PER_TASK, else all cores).", min=1)] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
