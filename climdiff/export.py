@@ -155,13 +155,18 @@ def split_by_year(ds: xr.Dataset, store: Path) -> list[tuple[int, xr.Dataset]]:
         dims = ", ".join(map(str, ds.dims))
         raise ClimdiffError(f"--split year needs a time dimension; {store} has dims: {dims}")
     years = np.asarray(ds["time"].dt.year.values)
+    # calendar means (emulate --means) live on their own time axes: each file gets its year's
+    means = [d for d in ds.dims if str(d).startswith("time_") and d in ds.coords]
     parts = []
     for year in dict.fromkeys(years.tolist()):  # first-seen order = time order
         index = np.flatnonzero(years == year)
         if np.array_equal(index, np.arange(index[0], index[-1] + 1)):
-            parts.append((int(year), ds.isel(time=slice(int(index[0]), int(index[-1]) + 1))))
+            part = ds.isel(time=slice(int(index[0]), int(index[-1]) + 1))
         else:
-            parts.append((int(year), ds.isel(time=index)))
+            part = ds.isel(time=index)
+        for dim in means:
+            part = part.isel({dim: np.flatnonzero(np.asarray(ds[dim].dt.year.values) == year)})
+        parts.append((int(year), part))
     return parts
 
 

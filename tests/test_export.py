@@ -62,7 +62,8 @@ def emulation_store(tmp_path_factory):  # noqa: ANN001, ANN201
 
     bundle = load_bundle(embedded_bundle())
     sampler = bundle.sampler.replace(guidance=0.0, steps=5)
-    config = EmulateConfig(days=4, members=2, seed=3, start="0001-12-30", time_chunk=365, sampler=sampler)
+    config = EmulateConfig(days=4, members=2, seed=3, start="0001-12-30", time_chunk=365, sampler=sampler,
+                           means=("monthly", "annual"))  # fmt: skip
     out = tmp_path_factory.mktemp("emu") / "run.zarr"
     return emulate(bundle, out, config, quiet=True, command="climdiff emulate (test)").path
 
@@ -135,6 +136,9 @@ def test_split_year_writes_every_day_once(cli, emulation_store, tmp_path) -> Non
     parts = [open_nc(folder / name) for name in only_files(folder)]
     for year, part in zip((1, 2), parts, strict=True):
         assert {t.year for t in part["time"].values} == {year}
+        # the calendar means travel with their year: one month and one year in each file
+        assert [t.year for t in part["time_monthly"].values] == [year] == [t.year for t in part["time_annual"].values]
+        np.testing.assert_array_equal(part["days_annual"].values, [2])
         assert json.loads(part.attrs["climdiff_header"])["kind"] == "emulation"
     joined = xr.concat([part["vorticity"] for part in parts], dim="time")
     assert [t.isoformat() for t in joined["time"].values] == [t.isoformat() for t in store["time"].values]
