@@ -108,14 +108,14 @@ def evaluate(
         "runs": [str(Path(p).resolve()) for p in runs], "labels": names, "reference": str(Path(reference).resolve()),
         "split": split, "families": families, "settings": asdict(settings),
     }  # fmt: skip
-    if not claim_output(out, kind=EVALUATION_KIND, config=config, overwrite=overwrite, header=_read_header(out), noun="evaluation"):
-        out.mkdir(exist_ok=True)
-        _write_header(out, config, complete=False)
-    (out / "families").mkdir(exist_ok=True)
     results: dict[str, FamilyResult] = {}
     with ExitStack() as stack:
-        if scheduler:
+        if scheduler:  # before touching the output: an unreachable scheduler leaves nothing behind
             stack.enter_context(_client(scheduler))
+        if not claim_output(out, kind=EVALUATION_KIND, config=config, overwrite=overwrite, header=_read_header(out), noun="evaluation"):
+            out.mkdir(exist_ok=True)
+            _write_header(out, config, complete=False)
+        (out / "families").mkdir(exist_ok=True)
         with ProgressReporter("evaluate", len(families), unit="families", quiet=quiet) as progress:
             for family in families:
                 results[family] = _family(family, ref, sources, settings, out)
