@@ -4,9 +4,10 @@ the (small) data their plots need.
 Memory stays bounded whatever the run length: each family reduces a store, lazily with dask,
 to small per-block summaries (``block_days`` consecutive days, members averaged), and every
 headline number is a function of those block summaries. Its confidence interval is a
-percentile bootstrap over the blocks; blocks of a month or more are longer than the
-decorrelation time of daily fields, so treating them as independent is fair (for annual-mean
-drift the years are resampled, for forecasts the starts). The reference gets the same
+percentile bootstrap over the blocks, shifted by the bootstrap estimate of the bias (see
+:mod:`climdiff.evaluate.bootstrap`). Blocks of a month or more are longer than the
+decorrelation time of daily fields, so treating them as independent is fair; annual-mean drift
+resamples years instead, and forecasts resample starts. The reference gets the same
 treatment, so its numbers carry their own sampling uncertainty.
 
 A family returns :class:`FamilyResult` whose content is plain JSON (it is cached on disk for
@@ -104,7 +105,8 @@ def _intervals(stat: Callable[[Any], xr.DataArray], data: Any, dim: str, s: Sett
     if data.sizes[dim] < 2:
         values = np.atleast_1d(np.asarray(stat(data), dtype=float))
         return [(float(v), None, None) for v in values]
-    ci = bootstrap_ci(stat, data, dim, n_resamples=resamples or s.n_resamples, confidence=s.confidence, seed=s.seed)
+    ci = bootstrap_ci(stat, data, dim, n_resamples=resamples or s.n_resamples, confidence=s.confidence, seed=s.seed,
+                      shift_bias=True)  # fmt: skip
     columns = [np.atleast_1d(np.asarray(ci[k], dtype=float)) for k in ("estimate", "low", "high")]
     return [(float(e), float(lo), float(hi)) for e, lo, hi in zip(*columns, strict=True)]
 
