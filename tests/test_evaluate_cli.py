@@ -170,3 +170,14 @@ def test_a_run_without_finite_values_is_refused(guided_bundle, learning_store, t
     store.finish(stopped_members=1, total_redraws=0)
     with pytest.raises(StoreError, match="no finite values"):
         evaluate([tmp_path / "empty.zarr"], learning_store, tmp_path / "ev", settings=FAST, quiet=True)
+
+
+def test_info_describes_emulation_forecast_and_evaluation_outputs(cli, stores, evaluation) -> None:
+    described = {}
+    for name, path in (("guided", stores["guided"]), ("forecast", stores["forecast"]), ("evaluation", evaluation)):
+        result = cli("info", str(path), "--json")
+        assert result.exit_code == 0 and "Traceback" not in result.stderr, result.stderr
+        described[name] = json.loads(result.stdout)
+    assert described["guided"]["kind"] == "emulation" and described["guided"]["days_done"] == 45 == described["guided"]["days"]
+    assert described["forecast"]["starts"] == described["forecast"]["starts_done"] == 4 and described["forecast"]["leads"] == 3
+    assert described["evaluation"]["complete"] is True and set(described["evaluation"]["families_done"]) == set(FAMILIES)

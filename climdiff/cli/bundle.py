@@ -18,7 +18,10 @@ from climdiff.cli.common import (
     print_summary,
 )
 from climdiff.data.info import describe_training_store
+from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import ClimdiffError
+from climdiff.evaluate.runner import describe_evaluation
+from climdiff.rollout.info import describe_rollout_store
 from climdiff.sampling.config import SamplerConfig
 from climdiff.train.loop import RUN_FILE
 from climdiff.zarr_io import read_header
@@ -57,7 +60,7 @@ def info(
     path: Annotated[Path, typer.Argument(help="A store, checkpoint, training-run directory or bundle.")],
     as_json: Json = False,
 ) -> None:
-    """Describe any climdiff output: store, checkpoint, training run or bundle."""
+    """Describe any climdiff output: store, checkpoint, training run, bundle or evaluation."""
     if not path.exists():
         raise ClimdiffError(f"{path} does not exist")
     if (path / BUNDLE_FILE).is_file():
@@ -66,8 +69,10 @@ def info(
         summary = {"run": json.loads((path / RUN_FILE).read_text()), "checkpoint": describe_checkpoint(path / "model.safetensors")}
     elif path.is_file():
         summary = describe_checkpoint(path)
-    elif read_header(path) is not None:
-        summary = describe_training_store(path)
+    elif (header := read_header(path)) is not None:
+        summary = describe_training_store(path) if header.kind == TRAINING_KIND else describe_rollout_store(path)
+    elif (evaluation := describe_evaluation(path)) is not None:
+        summary = evaluation
     else:
-        raise ClimdiffError(f"{path} is not a climdiff store, checkpoint, training run or bundle")
+        raise ClimdiffError(f"{path} is not a climdiff store, checkpoint, training run, bundle or evaluation")
     print_summary(str(path), summary, as_json)

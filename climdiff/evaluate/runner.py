@@ -49,6 +49,15 @@ def _read_header(out: Path) -> OutputHeader | None:
     return OutputHeader(kind=meta.get("kind", ""), config=meta.get("config", {}), complete=bool(meta.get("complete")))
 
 
+def describe_evaluation(out: Path) -> dict[str, Any] | None:
+    """What an evaluation folder holds (for `climdiff info`), or None if it is not one."""
+    header = _read_header(Path(out))
+    if header is None or header.kind != EVALUATION_KIND:
+        return None
+    done = sorted(p.stem for p in (Path(out) / "families").glob("*.json"))
+    return {"path": str(out), "kind": header.kind, "complete": header.complete, **header.config, "families_done": done}
+
+
 def _write_header(out: Path, config: dict[str, Any], complete: bool) -> None:
     header = {"kind": EVALUATION_KIND, "climdiff_version": __version__, "config": config, "complete": complete}
     atomic_write_bytes(out / HEADER_FILE, json.dumps(header, indent=2).encode())
