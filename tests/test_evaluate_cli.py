@@ -181,3 +181,5 @@ def test_info_describes_emulation_forecast_and_evaluation_outputs(cli, stores, e
     assert described["guided"]["kind"] == "emulation" and described["guided"]["days_done"] == 45 == described["guided"]["days"]
     assert described["forecast"]["starts"] == described["forecast"]["starts_done"] == 4 and described["forecast"]["leads"] == 3
     assert described["evaluation"]["complete"] is True and set(described["evaluation"]["families_done"]) == set(FAMILIES)
+    wrong = cli("data", "info", str(stores["forecast"]))
+    assert wrong.exit_code == 2 and "`climdiff info` describes it" in wrong.stderr and "Traceback" not in wrong.stderr

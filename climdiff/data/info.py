@@ -10,8 +10,9 @@ import cftime
 import numpy as np
 import xarray as xr
 
+from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import StoreError
-from climdiff.zarr_io import STORE_ATTR, read_header
+from climdiff.zarr_io import STORE_ATTR, require_store
 
 
 def _date(value: float, units: str, calendar: str) -> str:
@@ -21,10 +22,9 @@ def _date(value: float, units: str, calendar: str) -> str:
 def describe_training_store(path: Path) -> dict[str, Any]:
     """Everything a user asks first about a store, as plain JSON-able values."""
     path = Path(path)
-    if not path.exists():
-        raise StoreError(f"{path} does not exist")
-    if read_header(path) is None:
-        raise StoreError(f"{path} is not a climdiff store")
+    header = require_store(path, complete=False)
+    if header.kind != TRAINING_KIND:
+        raise StoreError(f"{path} is a climdiff {header.kind} store, not training data; `climdiff info` describes it")
     # Times are decoded by hand: xarray cannot decode an empty cftime axis (a run in spin-up).
     ds = xr.open_zarr(str(path), consolidated=True, decode_times=False)
     meta = dict(ds.attrs[STORE_ATTR])
