@@ -24,16 +24,17 @@ import numpy as np
 import torch
 
 from climdiff.rollout.calendar import parse_date, time_units
-from climdiff.rollout.writer import EmulationStore, MemberState
+from climdiff.rollout.writer import EmulationStore, MemberState, StoreLayout
 
 
 def synthetic_store(path: Path, days: int, size: int, seed: int, chunk: int = 365) -> Path:
     rng = np.random.default_rng(seed)
     coords = {"y": np.arange(size, dtype=np.float64), "x": np.arange(size, dtype=np.float64)}
+    layout = StoreLayout(variable="vorticity", variable_attrs={"units": "1"}, calendar="noleap", coords=coords,
+                         coord_attrs={}, frame_shape=(1, size, size))  # fmt: skip
     store = EmulationStore.create(
-        path, config={"synthetic": seed}, variable="vorticity", variable_attrs={"units": "1"}, members=1, days=days,
-        time_units=time_units(parse_date("0001-01-01", "noleap")), calendar="noleap", coords=coords, coord_attrs={},
-        frame_shape=(1, size, size), time_chunk=chunk, attrs={"Conventions": "CF-1.10"},
+        path, layout, config={"synthetic": seed}, members=1, days=days,
+        time_units=time_units(parse_date("0001-01-01", "noleap")), time_chunk=chunk, attrs={"Conventions": "CF-1.10"},
     )  # fmt: skip
     state = MemberState(torch.zeros(2, 1, size, size), torch.Generator())
     x = rng.standard_normal((size, size))

@@ -39,6 +39,7 @@ from climdiff.rollout.writer import (
     MEAN_PERIODS,
     EmulationStore,
     MemberState,
+    StoreLayout,
 )
 from climdiff.runtime import resolve_device
 from climdiff.sampling.config import SamplerConfig
@@ -165,14 +166,23 @@ def value_limit(bundle: Bundle, factor: float) -> float:
     return factor * excursion
 
 
-def grid_coords(bundle: Bundle) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
+def store_layout(bundle: Bundle, zarr_format: int) -> StoreLayout:
+    """The bundle's field, grid (coordinates in domain units) and calendar, as stores lay them out."""
     grid = bundle.meta["grid"]
-    dims = grid.get("dims", ["y", "x"])
-    coords, attrs = {}, {}
-    for dim, n in zip(dims, grid["shape"], strict=True):
+    coords, coord_attrs = {}, {}
+    for dim, n in zip(grid.get("dims", ["y", "x"]), grid["shape"], strict=True):
         coords[dim] = np.arange(n, dtype=np.float64) * (grid.get("length", 2 * math.pi) / n)
-        attrs[dim] = {"long_name": f"{dim} position", "units": "1", "axis": dim.upper()}
-    return coords, attrs
+        coord_attrs[dim] = {"long_name": f"{dim} position", "units": "1", "axis": dim.upper()}
+    variable = bundle.meta["variable"]
+    return StoreLayout(
+        variable=variable["name"],
+        variable_attrs={"long_name": variable["name"], "units": variable["units"]},
+        calendar=bundle.meta["calendar"],
+        coords=coords,
+        coord_attrs=coord_attrs,
+        frame_shape=tuple(bundle.initial_state.shape[1:]),
+        zarr_format=zarr_format,
+    )
 
 
 def first_day(bundle: Bundle, start: str | None) -> cftime.datetime:
@@ -201,29 +211,17 @@ def provenance(bundle: Bundle, config: EmulateConfig, command: str, device: torc
     }
 
 
-def variable_attrs(bundle: Bundle) -> dict[str, Any]:
-    variable = bundle.meta["variable"]
-    return {"long_name": variable["name"], "units": variable["units"]}
-
-
 def _create_store(bundle: Bundle, out: Path, config: EmulateConfig, identity: dict[str, Any], command: str,
                   device: torch.device, world_size: int) -> EmulationStore:  # fmt: skip
-    coords, coord_attrs = grid_coords(bundle)
     return EmulationStore.create(
         out,
+        store_layout(bundle, config.zarr_format),
         config=identity,
-        variable=bundle.meta["variable"]["name"],
-        variable_attrs=variable_attrs(bundle),
         members=config.members,
         days=config.days,
         time_units=time_units(first_day(bundle, config.start)),
-        calendar=bundle.meta["calendar"],
-        coords=coords,
-        coord_attrs=coord_attrs,
-        frame_shape=tuple(bundle.initial_state.shape[1:]),
         time_chunk=config.time_chunk,
         attrs={**provenance(bundle, config, command, device, world_size), "initial_dates": bundle.initial_dates},
-        zarr_format=config.zarr_format,
     )
 
 

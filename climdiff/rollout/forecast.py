@@ -33,10 +33,9 @@ from climdiff.rollout.engine import (
     DaySampler,
     EmulateConfig,
     draw_checked,
-    grid_coords,
     provenance,
+    store_layout,
     value_limit,
-    variable_attrs,
 )
 from climdiff.rollout.writer import FORECAST_KIND, ForecastStore, MemberState
 from climdiff.runtime import resolve_device
@@ -209,25 +208,17 @@ def _initial_states(reference: xr.Dataset, variable: str, config: ForecastConfig
 def _create(bundle: Bundle, reference: xr.Dataset, out: Path, config: ForecastConfig, identity: dict[str, Any],
             command: str, device: torch.device) -> ForecastStore:  # fmt: skip
     calendar = bundle.meta["calendar"]
-    origin = reference["time"].values[0]
-    units = time_units(origin)
+    units = time_units(reference["time"].values[0])
     init_days = np.asarray(cftime.date2num([reference["time"].values[i] for i in config.init_indices], units, calendar))
-    coords, coord_attrs = grid_coords(bundle)
     attrs = provenance(bundle, config.rollout, command, device, 1)
     attrs["title"] = attrs["title"].replace("emulation", "forecasts", 1)
     return ForecastStore.create(
         out,
+        store_layout(bundle, config.rollout.zarr_format),
         config=identity,
-        variable=bundle.meta["variable"]["name"],
-        variable_attrs=variable_attrs(bundle),
         init_days=init_days.astype(np.int64),
         leads=config.rollout.days,
         members=config.rollout.members,
         time_units=units,
-        calendar=calendar,
-        coords=coords,
-        coord_attrs=coord_attrs,
-        frame_shape=tuple(bundle.initial_state.shape[1:]),
         attrs={**attrs, "reference": config.reference},
-        zarr_format=config.rollout.zarr_format,
     )

@@ -75,6 +75,19 @@ def decode_state(row: np.ndarray, frame_shape: tuple[int, ...]) -> MemberState:
     return MemberState(last, generator, int(days), int(redraws), int(stopped))
 
 
+@dataclass(frozen=True)
+class StoreLayout:
+    """What every rollout store of one model shares: its field, grid, calendar and Zarr format."""
+
+    variable: str
+    variable_attrs: dict[str, Any]
+    calendar: str
+    coords: dict[str, np.ndarray]
+    coord_attrs: dict[str, dict[str, Any]]
+    frame_shape: tuple[int, ...]
+    zarr_format: int = 3
+
+
 class RolloutStore:
     """A pre-shaped Zarr group with climdiff's header; subclasses add their arrays."""
 
@@ -87,16 +100,22 @@ class RolloutStore:
         self.frame_shape = frame_shape
 
     @classmethod
-    def _new_group(cls, path: Path, zarr_format: int) -> zarr.Group:
-        return zarr.open_group(str(path), mode="w", zarr_format=zarr_format)
+    def _new_group(cls, path: Path, layout: StoreLayout, members: int) -> zarr.Group:
+        """A fresh group with the coordinates every rollout store has: member and the grid."""
+        group = zarr.open_group(str(path), mode="w", zarr_format=layout.zarr_format)
+        create_named_array(group, "member", dims=("member",), data=np.arange(members, dtype=np.int64),
+               attributes={"standard_name": "realization", "long_name": "ensemble member"})  # fmt: skip
+        for name, values in layout.coords.items():
+            create_named_array(group, name, dims=(name,), data=values, attributes=layout.coord_attrs.get(name, {}))
+        return group
 
     @classmethod
-    def _seal(cls, path: Path, group: zarr.Group, variable: str, frame_shape: tuple[int, ...],
-              config: dict[str, Any], attrs: dict[str, Any]) -> RolloutStore:  # fmt: skip
+    def _seal(cls, path: Path, group: zarr.Group, layout: StoreLayout, config: dict[str, Any],
+              attrs: dict[str, Any]) -> RolloutStore:  # fmt: skip
         """Write the header (incomplete) and consolidate: the shape never changes afterwards."""
         meta = {"kind": cls.kind, "format_version": 1, "climdiff_version": __version__, "config": config, "complete": False}
         group.attrs.update({**attrs, STORE_ATTR: meta})
-        store = cls(path, group, variable, frame_shape)
+        store = cls(path, group, layout.variable, layout.frame_shape)
         store.consolidate()
         return store
 
@@ -113,16 +132,6 @@ class RolloutStore:
         self.consolidate()
 
 
-def _spatial_coords(group: zarr.Group, coords: dict[str, np.ndarray], coord_attrs: dict[str, dict[str, Any]]) -> None:
-    for name, values in coords.items():
-        create_named_array(group, name, dims=(name,), data=values, attributes=coord_attrs.get(name, {}))
-
-
-def _member_coord(group: zarr.Group, members: int) -> None:
-    create_named_array(group, "member", dims=("member",), data=np.arange(members, dtype=np.int64),
-           attributes={"standard_name": "realization", "long_name": "ensemble member"})  # fmt: skip
-
-
 class EmulationStore(RolloutStore):
     """Writes days of members into a pre-shaped store; reads and writes resume states."""
 
@@ -132,31 +141,23 @@ class EmulationStore(RolloutStore):
     def create(
         cls,
         path: Path,
+        layout: StoreLayout,
         *,
         config: dict[str, Any],
-        variable: str,
-        variable_attrs: dict[str, Any],
         members: int,
         days: int,
         time_units: str,
-        calendar: str,
-        coords: dict[str, np.ndarray],
-        coord_attrs: dict[str, dict[str, Any]],
-        frame_shape: tuple[int, ...],
         time_chunk: int,
         attrs: dict[str, Any],
-        zarr_format: int = 3,
     ) -> EmulationStore:
-        group = cls._new_group(path, zarr_format)
-        spatial = tuple(coords)
+        group = cls._new_group(path, layout, members)
+        frame_shape = layout.frame_shape
         create_named_array(group, "time", dims=("time",), data=np.arange(days, dtype=np.int64),
                chunks=(min(days, 100_000),),
-               attributes={"standard_name": "time", "units": time_units, "calendar": calendar, "axis": "T"})  # fmt: skip
-        _member_coord(group, members)
-        _spatial_coords(group, coords, coord_attrs)
-        create_named_array(group, variable, dims=("member", "time", *spatial),
+               attributes={"standard_name": "time", "units": time_units, "calendar": layout.calendar, "axis": "T"})  # fmt: skip
+        create_named_array(group, layout.variable, dims=("member", "time", *layout.coords),
                shape=(members, days, *frame_shape[-2:]), chunks=(1, min(time_chunk, days), *frame_shape[-2:]),
-               dtype="float32", fill_value=np.nan, attributes=variable_attrs)  # fmt: skip
+               dtype="float32", fill_value=np.nan, attributes=layout.variable_attrs)  # fmt: skip
         nbytes = state_bytes(frame_shape)
         create_named_array(group, "resume_state", dims=("member", "state_byte"),
                shape=(members, nbytes), chunks=(1, nbytes), dtype="uint8", fill_value=0,
@@ -165,7 +166,7 @@ class EmulationStore(RolloutStore):
                chunks=(1,), attributes={"long_name": "days drawn again after a failed stability check"})  # fmt: skip
         create_named_array(group, "stopped_day", dims=("member",), data=np.full(members, -1, dtype=np.int64),
                chunks=(1,), attributes={"long_name": "index of the day a member stopped at (-1: ran to the end)"})  # fmt: skip
-        return cls._seal(path, group, variable, frame_shape, config, attrs)  # type: ignore[return-value]
+        return cls._seal(path, group, layout, config, attrs)  # type: ignore[return-value]
 
     def load_state(self, member: int) -> MemberState | None:
         row = self.group["resume_state"][member]
@@ -216,25 +217,19 @@ class ForecastStore(RolloutStore):
     def create(
         cls,
         path: Path,
+        layout: StoreLayout,
         *,
         config: dict[str, Any],
-        variable: str,
-        variable_attrs: dict[str, Any],
         init_days: np.ndarray,
         leads: int,
         members: int,
         time_units: str,
-        calendar: str,
-        coords: dict[str, np.ndarray],
-        coord_attrs: dict[str, dict[str, Any]],
-        frame_shape: tuple[int, ...],
         attrs: dict[str, Any],
-        zarr_format: int = 3,
     ) -> ForecastStore:
         """``init_days``: each start's last conditioning day, in days since ``time_units``' origin."""
-        group = cls._new_group(path, zarr_format)
-        starts = len(init_days)
-        time_attrs = {"units": time_units, "calendar": calendar}
+        group = cls._new_group(path, layout, members)
+        starts, frame_shape = len(init_days), layout.frame_shape
+        time_attrs = {"units": time_units, "calendar": layout.calendar}
         create_named_array(group, "init_time", dims=("init_time",), data=np.asarray(init_days, dtype=np.int64),
                attributes={**time_attrs, "standard_name": "forecast_reference_time",
                            "long_name": "last reference day the forecast is conditioned on"})  # fmt: skip
@@ -243,11 +238,9 @@ class ForecastStore(RolloutStore):
                attributes={"standard_name": "forecast_period", "units": "days", "long_name": "lead time"})  # fmt: skip
         create_named_array(group, "valid_time", dims=("init_time", "lead"), data=init_days[:, None] + lead[None],
                attributes={**time_attrs, "standard_name": "time", "long_name": "day the forecast is valid for"})  # fmt: skip
-        _member_coord(group, members)
-        _spatial_coords(group, coords, coord_attrs)
-        create_named_array(group, variable, dims=("init_time", "lead", "member", *coords),
+        create_named_array(group, layout.variable, dims=("init_time", "lead", "member", *layout.coords),
                shape=(starts, leads, members, *frame_shape[-2:]), chunks=(1, leads, members, *frame_shape[-2:]),
-               dtype="float32", fill_value=np.nan, attributes={**variable_attrs, "coordinates": "valid_time"})  # fmt: skip
+               dtype="float32", fill_value=np.nan, attributes={**layout.variable_attrs, "coordinates": "valid_time"})  # fmt: skip
         create_named_array(group, "completed", dims=("init_time",), data=np.zeros(starts, dtype=np.int8),
                chunks=(1,), attributes={"long_name": "1 where every lead and member of the start is written"})  # fmt: skip
         create_named_array(group, "redraws", dims=("init_time", "member"), data=np.zeros((starts, members), dtype=np.int64),
@@ -255,7 +248,7 @@ class ForecastStore(RolloutStore):
         create_named_array(group, "stopped_lead", dims=("init_time", "member"),
                data=np.full((starts, members), -1, dtype=np.int64), chunks=(1, members),
                attributes={"long_name": "index of the lead a member stopped at (-1: ran to the end)"})  # fmt: skip
-        return cls._seal(path, group, variable, frame_shape, config, attrs)  # type: ignore[return-value]
+        return cls._seal(path, group, layout, config, attrs)  # type: ignore[return-value]
 
     def completed(self) -> np.ndarray:
         return self.group["completed"][:].astype(bool)
