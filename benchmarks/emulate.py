@@ -4,7 +4,9 @@
     python benchmarks/emulate.py --memory-days 365 3650       # peak memory of whole runs
 
 Prints: seconds per simulated day (and per member-day) at each ensemble size; the guidance
-overhead, time(lambda > 0) / time(lambda = 0) in one process; the achieved FLOP/s of the network
+overhead, time(lambda > 0) / time(lambda = 0) in one process, with the guidance run after the
+IDM on the same thread and beside it on a thread of its own (what `climdiff emulate` does for
+small calls when it has two cores; --threads is torch's intra-op count); the achieved FLOP/s of the network
 calls against this machine's measured convolution peak; the writer's share of the run time; and
 (with --memory-days) the peak resident memory of complete runs of those lengths, each in a
 fresh process, which should not grow with the length.
@@ -31,8 +33,10 @@ from climdiff.rollout.writer import EmulationStore
 from climdiff.sampling.edm import in_window, sigma_schedule
 
 
-def run_seconds(bundle, members: int, days: int, guidance: float | None = None) -> tuple[float, float]:  # noqa: ANN001
-    """(total seconds, seconds spent in the writer) of one run."""
+def run_seconds(bundle, members: int, days: int, guidance: float | None = None,  # noqa: ANN001
+                concurrent: bool = False) -> tuple[float, float]:  # fmt: skip
+    """(total seconds, seconds spent in the writer) of one run; ``concurrent`` runs the guidance
+    on a thread of its own."""
     sampler = bundle.sampler if guidance is None else bundle.sampler.replace(guidance=guidance)
     writer_time = [0.0]
     original = EmulationStore.write_block
@@ -47,7 +51,7 @@ def run_seconds(bundle, members: int, days: int, guidance: float | None = None) 
         with tempfile.TemporaryDirectory() as tmp:
             cfg = EmulateConfig(days=days, members=members, sampler=sampler, time_chunk=max(1, days // 2))
             t0 = time.perf_counter()
-            emulate(bundle, Path(tmp) / "run.zarr", cfg, quiet=True)
+            emulate(bundle, Path(tmp) / "run.zarr", cfg, quiet=True, concurrent_guide=concurrent)
             return time.perf_counter() - t0, writer_time[0]
     finally:
         EmulationStore.write_block = original  # type: ignore[method-assign]
@@ -144,8 +148,10 @@ def main() -> None:
         print(f"| {members} | {per_day:.3f} | {per_day / members:.4f} | {per_day / members * 36500 / 3600:.2f} | "
               f"{writer / total:.1%} | {achieved / 1e9:.2f} | {achieved / peak:.1%} |")  # fmt: skip
     guided, _ = run_seconds(bundle, 1, args.days)
+    beside, _ = run_seconds(bundle, 1, args.days, concurrent=True)
     plain, _ = run_seconds(bundle, 1, args.days, guidance=0.0)
-    print(f"\nguidance overhead (1 member): {guided / plain:.2f} x the unguided time")
+    print(f"\nguidance overhead (1 member): {guided / plain:.2f} x the unguided time on one thread, "
+          f"{beside / plain:.2f} x with the guidance on a thread of its own ({beside / args.days:.3f} s per day)")
     for days in args.memory_days:
         print(f"peak memory, {days}-day run: {peak_memory_mb(path, days):.0f} MB")
 

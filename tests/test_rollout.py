@@ -10,9 +10,11 @@ import xarray as xr
 import zarr
 
 from climdiff.bundle import load_bundle
+from climdiff.cli.emulate import configure_sampling_threads
 from climdiff.errors import ClimdiffError, StoreError
 from climdiff.rollout.calendar import days_in_years, parse_date
 from climdiff.rollout.engine import DaySampler, EmulateConfig, emulate
+from climdiff.runtime import default_threads
 
 
 def config(**overrides) -> EmulateConfig:
@@ -137,9 +139,20 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
     assert "wrote 2 member(s) x 3 days" in ok.stdout
     ds = xr.open_zarr(out)
     assert ds.attrs["sampler"]["steps"] == 10 and ds.sizes["time"] == 3
-    assert ds.attrs["threads"] == 1  # two 32x32 members per call: a small call runs on one thread
-    two = cli("emulate", "--checkpoint", guided_bundle, "--days", "1", "--out", tmp_path / "t2.zarr", "--quiet", "--threads", "2")
-    assert two.exit_code == 0 and xr.open_zarr(tmp_path / "t2.zarr").attrs["threads"] == 2
+    # two 32x32 members per call: a small call runs each network on one thread, and the
+    # guidance on a core of its own when there is a second one
+    assert ds.attrs["threads"] == 1 and ds.attrs["guidance_thread"] == (default_threads() >= 2)
+    for threads, expected in [("1", (1, False)), ("2", (1, True))]:
+        path = tmp_path / f"t{threads}.zarr"
+        run = cli("emulate", "--checkpoint", guided_bundle, "--days", "1", "--out", path, "--quiet", "--threads", threads)
+        assert run.exit_code == 0, run.stderr
+        attrs = xr.open_zarr(path).attrs
+        assert (attrs["threads"], attrs["guidance_thread"]) == expected
+    before = torch.get_num_threads()
+    try:  # a large call spreads its operations over the threads instead
+        assert configure_sampling_threads(2, small_call=False) is False and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
     for args, message in [
         (["--days", "3", "--years", "1"], "exactly one of --years and --days"),
         (["--years", "0"], "--years must be positive"),
@@ -217,14 +230,34 @@ def test_monthly_and_annual_means_beside_the_daily_field(bundle, tmp_path) -> No
         config(means=("weekly",))
 
 
-def test_traced_networks_draw_what_the_eager_ones_draw(bundle) -> None:
+def draw_days(sampler: DaySampler, bundle, members: int, days: int) -> torch.Tensor:  # noqa: ANN001
+    """``days`` successive days of ``members`` chains from the bundle's initial state, (day, member, C, H, W)."""
     from climdiff.seeding import keyed_generator
 
     norm = bundle.meta["normalization"]
-    start = ((bundle.initial_state - norm["mean"]) / norm["std"]).expand(3, -1, -1, -1, -1)
+    last = ((bundle.initial_state - norm["mean"]) / norm["std"]).expand(members, -1, -1, -1, -1)
+    generators, drawn = [keyed_generator(0, m) for m in range(members)], []
+    for _ in range(days):
+        drawn.append(sampler(last, generators))
+        last = torch.stack([last[:, 1], drawn[-1]], dim=1)
+    return torch.stack(drawn)
+
+
+def test_traced_networks_draw_what_the_eager_ones_draw(bundle) -> None:
     days = {}
     for trace in (True, False):
         sampler = DaySampler(bundle, bundle.sampler, torch.device("cpu"), trace=trace)
-        days[trace] = sampler(start, [keyed_generator(0, m) for m in range(3)])
+        days[trace] = draw_days(sampler, bundle, members=3, days=1)
         assert bool(sampler._traced) == trace  # the traces were made (or not)
     np.testing.assert_allclose(days[True].numpy(), days[False].numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_guidance_on_its_own_thread_draws_the_same_bits(bundle) -> None:
+    """The IDM and the guidance of a step read the same x: running them at once changes nothing."""
+    days = {}
+    for concurrent in (False, True):
+        sampler = DaySampler(bundle, bundle.sampler, torch.device("cpu"), concurrent=concurrent)
+        assert (sampler.executor is not None) == concurrent
+        days[concurrent] = draw_days(sampler, bundle, members=2, days=3)
+    assert torch.equal(days[True], days[False])
+    assert DaySampler(bundle, bundle.sampler.replace(guidance=0.0), torch.device("cpu"), concurrent=True).executor is None

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -89,6 +91,23 @@ def test_guidance_window_and_zero_lambda_skip_the_discriminator() -> None:
     expected = sum(0.5 <= t[i] * (1 + gamma) <= 5.0 for i in range(10)) + sum(0.5 <= t[i + 1] <= 5.0 for i in range(9))
     edm_sample(gaussian_denoiser, (3, 1, 2, 2), generators(3), windowed, guide)
     assert disc.calls == expected > 0
+
+
+def test_guide_on_an_executor_gives_the_same_samples_from_its_thread() -> None:
+    threads = []
+
+    def guide(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        threads.append(threading.current_thread().name)
+        return torch.sin(x) * sigma[:, None, None, None]
+
+    cfg = SamplerConfig(steps=6, guidance=0.5)
+    alone = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, guide)
+    assert set(threads) == {threading.current_thread().name}
+    threads.clear()
+    with ThreadPoolExecutor(1, thread_name_prefix="guide") as pool:
+        beside = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, guide, executor=pool)
+    assert torch.equal(alone, beside)
+    assert len(threads) == 2 * cfg.steps - 1 and all(name.startswith("guide") for name in threads)
 
 
 def test_heun_with_a_final_euler_step_calls_the_denoiser_2n_minus_1_times() -> None:

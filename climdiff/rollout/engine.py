@@ -19,6 +19,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -109,14 +110,21 @@ class DaySampler:
     same operations as the eager networks and agree with them (tests check both).
     ``trace=False`` keeps the networks eager, and so does any model that cannot be traced
     (with a warning).
+
+    ``concurrent=True`` runs the discriminator's guidance on a second thread while the IDM runs
+    on this one (:func:`~climdiff.sampling.edm.edm_sample`): with one intra-op thread each, the
+    two networks of a guided step occupy two cores, with results identical to sequential runs.
     """
 
-    def __init__(self, bundle: Bundle, sampler: SamplerConfig, device: torch.device, trace: bool | None = None) -> None:
+    def __init__(self, bundle: Bundle, sampler: SamplerConfig, device: torch.device, trace: bool | None = None,
+                 concurrent: bool = False) -> None:  # fmt: skip
         self.models = {kind: model.to(device).eval() for kind, model in bundle.models.items()}
         self.sampler = sampler
         self.device = device
         self.trace = device.type == "cpu" if trace is None else trace
         self._traced: dict[tuple[str, tuple[int, ...]], Callable[..., torch.Tensor]] = {}
+        use_pool = concurrent and sampler.guidance > 0 and "vdm" not in self.models
+        self.executor = ThreadPoolExecutor(1, thread_name_prefix="climdiff-guide") if use_pool else None
         if sampler.guidance > 0 and "disc" not in self.models:
             raise ClimdiffError("guidance needs a discriminator, and this bundle has none (use --guidance 0)")
 
@@ -151,9 +159,15 @@ class DaySampler:
             denoiser = lambda x, s: idm(x, s)  # noqa: E731
         guide = None
         if self.sampler.guidance > 0:
-            guide = discriminator_guide(self.network("disc", x0, s0, cond), cond, self.sampler.logit_clip)
+            logit_grad = discriminator_guide(self.network("disc", x0, s0, cond), cond, self.sampler.logit_clip)
+
+            def guide(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+                with torch.jit.optimized_execution(False):  # a thread-local flag: set it on the guide's thread too
+                    return logit_grad(x, s)
+
         with torch.no_grad(), torch.jit.optimized_execution(False):
-            return edm_sample(denoiser, last[:, 1].shape, generators, self.sampler, guide, device=self.device).cpu()
+            return edm_sample(denoiser, last[:, 1].shape, generators, self.sampler, guide, device=self.device,
+                              executor=self.executor).cpu()  # fmt: skip
 
 
 def value_limit(bundle: Bundle, factor: float) -> float:
@@ -193,7 +207,8 @@ def first_day(bundle: Bundle, start: str | None) -> cftime.datetime:
     return add_days(parse_date(bundle.initial_dates[-1][:10], calendar), 1)
 
 
-def provenance(bundle: Bundle, config: EmulateConfig, command: str, device: torch.device, ranks: int) -> dict[str, Any]:
+def provenance(bundle: Bundle, config: EmulateConfig, command: str, device: torch.device, ranks: int,
+               concurrent_guide: bool) -> dict[str, Any]:  # fmt: skip
     """Global attributes every rollout store carries: what made it, with which settings."""
     return {
         "title": f"climdiff emulation ({bundle.meta['mode']}) with bundle {bundle.meta['name']}",
@@ -206,13 +221,14 @@ def provenance(bundle: Bundle, config: EmulateConfig, command: str, device: torc
         "climdiff_version": __version__,
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "guidance_thread": concurrent_guide,
         "device": str(device),
         "ranks": ranks,
     }
 
 
 def _create_store(bundle: Bundle, out: Path, config: EmulateConfig, identity: dict[str, Any], command: str,
-                  device: torch.device, world_size: int) -> EmulationStore:  # fmt: skip
+                  device: torch.device, world_size: int, concurrent_guide: bool) -> EmulationStore:  # fmt: skip
     return EmulationStore.create(
         out,
         store_layout(bundle, config.zarr_format),
@@ -221,7 +237,8 @@ def _create_store(bundle: Bundle, out: Path, config: EmulateConfig, identity: di
         days=config.days,
         time_units=time_units(first_day(bundle, config.start)),
         time_chunk=config.time_chunk,
-        attrs={**provenance(bundle, config, command, device, world_size), "initial_dates": bundle.initial_dates},
+        attrs={**provenance(bundle, config, command, device, world_size, concurrent_guide),
+               "initial_dates": bundle.initial_dates},  # fmt: skip
     )
 
 
@@ -235,9 +252,11 @@ def emulate(
     quiet: bool = False,
     command: str = "",
     after_commit: Callable[[int], None] | None = None,
+    concurrent_guide: bool = False,
 ) -> EmulationResult:
     """Run (or resume, or refuse) an emulation into ``out``; ``after_commit`` gets the lowest
-    committed day count after every block (tests stop runs with it).
+    committed day count after every block (tests stop runs with it); ``concurrent_guide`` runs
+    the guidance on a thread of its own (:class:`DaySampler`).
 
     Under torchrun each rank takes the members ``m`` with ``m % world_size == rank``: rank 0
     creates the store, then every rank writes its own members' chunks (disjoint files), and
@@ -256,11 +275,12 @@ def emulate(
         if world.is_main:
             header = read_header(out)
             if not claim_output(out, kind=EMULATION_KIND, config=identity, overwrite=overwrite, header=header):
-                _create_store(bundle, out, config, identity, command, device, world.size)
+                _create_store(bundle, out, config, identity, command, device, world.size, concurrent_guide)
         world.barrier()
         store = EmulationStore.open(out, bundle.meta["variable"]["name"], tuple(bundle.initial_state.shape[1:]))
         mine = [m for m in range(config.members) if m % world.size == world.rank]
-        _run_members(bundle, store, config, mine, batch, device, quiet or not world.is_main, after_commit)
+        sample = DaySampler(bundle, config.sampler, device, concurrent=concurrent_guide)
+        _run_members(bundle, store, config, sample, mine, batch, quiet or not world.is_main, after_commit)
         world.barrier()
         redraws = {m: int(v) for m, v in enumerate(store.group["redraws"][:]) if v}
         stopped = {m: int(v) for m, v in enumerate(store.group["stopped_day"][:]) if v >= 0}
@@ -278,9 +298,9 @@ def _run_members(
     bundle: Bundle,
     store: EmulationStore,
     config: EmulateConfig,
+    sample: DaySampler,
     members: list[int],
     batch: int,
-    device: torch.device,
     quiet: bool,
     after_commit: Callable[[int], None] | None,
 ) -> None:
@@ -289,7 +309,6 @@ def _run_members(
     mean, std = float(norm["mean"]), float(norm["std"])
     initial = (bundle.initial_state - mean) / std
     states = {m: store.load_state(m) or MemberState(initial.clone(), keyed_generator(config.seed, m)) for m in members}
-    sample = DaySampler(bundle, config.sampler, device)
     limit = value_limit(bundle, config.blowup_factor)
     frame = tuple(bundle.initial_state.shape[2:])
     done = sum(s.days_done for s in states.values())

@@ -142,8 +142,10 @@ def forecast(
     overwrite: bool = False,
     quiet: bool = False,
     command: str = "",
+    concurrent_guide: bool = False,
 ) -> ForecastResult:
-    """Run (or resume, or refuse) a forecast set into ``out``."""
+    """Run (or resume, or refuse) a forecast set into ``out`` (``concurrent_guide``: see
+    :class:`~climdiff.rollout.engine.DaySampler`)."""
     out, rollout = Path(out), config.rollout
     reference = open_reference(reference_path, bundle)
     device = resolve_device(rollout.device)
@@ -154,7 +156,7 @@ def forecast(
     frame = tuple(bundle.initial_state.shape[1:])
     identity = config.identity(bundle)
     if not claim_output(out, kind=FORECAST_KIND, config=identity, overwrite=overwrite, header=read_header(out)):
-        _create(bundle, reference, out, config, identity, command, device)
+        _create(bundle, reference, out, config, identity, command, device, concurrent_guide)
     store = ForecastStore.open(out, variable, frame)
     completed = store.completed()
     per_call = max(1, batch // rollout.members)
@@ -162,7 +164,7 @@ def forecast(
     # samples with the same batch layout as an uninterrupted one, so it is bit-identical
     groups = [list(range(lo, min(lo + per_call, len(completed)))) for lo in range(0, len(completed), per_call)]
     groups = [g for g in groups if not completed[g].all()]
-    sample = DaySampler(bundle, rollout.sampler, device)
+    sample = DaySampler(bundle, rollout.sampler, device, concurrent=concurrent_guide)
     norm = bundle.meta["normalization"]
     mean, std = float(norm["mean"]), float(norm["std"])
     limit = value_limit(bundle, rollout.blowup_factor)
@@ -206,11 +208,11 @@ def _initial_states(reference: xr.Dataset, variable: str, config: ForecastConfig
 
 
 def _create(bundle: Bundle, reference: xr.Dataset, out: Path, config: ForecastConfig, identity: dict[str, Any],
-            command: str, device: torch.device) -> ForecastStore:  # fmt: skip
+            command: str, device: torch.device, concurrent_guide: bool) -> ForecastStore:  # fmt: skip
     calendar = bundle.meta["calendar"]
     units = time_units(reference["time"].values[0])
     init_days = np.asarray(cftime.date2num([reference["time"].values[i] for i in config.init_indices], units, calendar))
-    attrs = provenance(bundle, config.rollout, command, device, 1)
+    attrs = provenance(bundle, config.rollout, command, device, 1, concurrent_guide)
     attrs["title"] = attrs["title"].replace("emulation", "forecasts", 1)
     return ForecastStore.create(
         out,
