@@ -114,6 +114,7 @@ class DaySampler:
     ``concurrent=True`` runs the discriminator's guidance on a second thread while the IDM runs
     on this one (:func:`~climdiff.sampling.edm.edm_sample`): with one intra-op thread each, the
     two networks of a guided step occupy two cores, with results identical to sequential runs.
+    CPU only: on a GPU both would queue on one stream anyway.
     """
 
     def __init__(self, bundle: Bundle, sampler: SamplerConfig, device: torch.device, trace: bool | None = None,
@@ -123,7 +124,7 @@ class DaySampler:
         self.device = device
         self.trace = device.type == "cpu" if trace is None else trace
         self._traced: dict[tuple[str, tuple[int, ...]], Callable[..., torch.Tensor]] = {}
-        use_pool = concurrent and sampler.guidance > 0 and "vdm" not in self.models
+        use_pool = concurrent and device.type == "cpu" and sampler.guidance > 0 and "vdm" not in self.models
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="climdiff-guide") if use_pool else None
         if sampler.guidance > 0 and "disc" not in self.models:
             raise ClimdiffError("guidance needs a discriminator, and this bundle has none (use --guidance 0)")
