@@ -142,9 +142,10 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
     # two 32x32 members per call: a small call runs each network on one thread, and the
     # guidance on a core of its own when there is a second one
     assert ds.attrs["threads"] == 1 and ds.attrs["guidance_thread"] == (default_threads() >= 2)
-    for threads, expected in [("1", (1, False)), ("2", (1, True))]:
-        path = tmp_path / f"t{threads}.zarr"
-        run = cli("emulate", "--checkpoint", guided_bundle, "--days", "1", "--out", path, "--quiet", "--threads", threads)
+    for threads, guidance, expected in [("1", "3", (1, False)), ("2", "3", (1, True)), ("2", "0", (1, False))]:
+        path = tmp_path / f"t{threads}-{guidance}.zarr"  # unguided: no guidance to run beside the IDM
+        run = cli("emulate", "--checkpoint", guided_bundle, "--days", "1", "--out", path, "--quiet",
+                  "--threads", threads, "--guidance", guidance)  # fmt: skip
         assert run.exit_code == 0, run.stderr
         attrs = xr.open_zarr(path).attrs
         assert (attrs["threads"], attrs["guidance_thread"]) == expected

@@ -273,14 +273,14 @@ def emulate(
         if batch < 1:
             raise ClimdiffError(f"--batch must be positive, got {batch}")
         identity = config.identity(bundle)
+        sample = DaySampler(bundle, config.sampler, device, concurrent=concurrent_guide)
         if world.is_main:
             header = read_header(out)
             if not claim_output(out, kind=EMULATION_KIND, config=identity, overwrite=overwrite, header=header):
-                _create_store(bundle, out, config, identity, command, device, world.size, concurrent_guide)
+                _create_store(bundle, out, config, identity, command, device, world.size, sample.executor is not None)
         world.barrier()
         store = EmulationStore.open(out, bundle.meta["variable"]["name"], tuple(bundle.initial_state.shape[1:]))
         mine = [m for m in range(config.members) if m % world.size == world.rank]
-        sample = DaySampler(bundle, config.sampler, device, concurrent=concurrent_guide)
         _run_members(bundle, store, config, sample, mine, batch, quiet or not world.is_main, after_commit)
         world.barrier()
         redraws = {m: int(v) for m, v in enumerate(store.group["redraws"][:]) if v}

@@ -155,8 +155,9 @@ def forecast(
     variable = bundle.meta["variable"]["name"]
     frame = tuple(bundle.initial_state.shape[1:])
     identity = config.identity(bundle)
+    sample = DaySampler(bundle, rollout.sampler, device, concurrent=concurrent_guide)
     if not claim_output(out, kind=FORECAST_KIND, config=identity, overwrite=overwrite, header=read_header(out)):
-        _create(bundle, reference, out, config, identity, command, device, concurrent_guide)
+        _create(bundle, reference, out, config, identity, command, device, sample.executor is not None)
     store = ForecastStore.open(out, variable, frame)
     completed = store.completed()
     per_call = max(1, batch // rollout.members)
@@ -164,7 +165,6 @@ def forecast(
     # samples with the same batch layout as an uninterrupted one, so it is bit-identical
     groups = [list(range(lo, min(lo + per_call, len(completed)))) for lo in range(0, len(completed), per_call)]
     groups = [g for g in groups if not completed[g].all()]
-    sample = DaySampler(bundle, rollout.sampler, device, concurrent=concurrent_guide)
     norm = bundle.meta["normalization"]
     mean, std = float(norm["mean"]), float(norm["std"])
     limit = value_limit(bundle, rollout.blowup_factor)
