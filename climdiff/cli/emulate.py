@@ -36,7 +36,7 @@ def configure_sampling_threads(threads: int | None, small_call: bool) -> bool:
     the discriminator's guidance gets a thread of its own.
 
     A small call runs fastest with one intra-op thread per network, so a second core is better
-    used running the guidance beside the IDM (1.3x faster per day for one member of the default,
+    used running the guidance beside the IDM (1.3-1.4x faster per day for one member of the default,
     with identical results); a large call spreads every operation over all the threads.
     """
     cores = default_threads() if threads is None else threads
