@@ -258,7 +258,7 @@ def test_guidance_on_its_own_thread_draws_the_same_bits(bundle) -> None:
     days = {}
     for concurrent in (False, True):
         sampler = DaySampler(bundle, bundle.sampler, torch.device("cpu"), concurrent=concurrent)
-        assert (sampler.executor is not None) == concurrent
+        assert sampler.guidance_thread == concurrent
         days[concurrent] = draw_days(sampler, bundle, members=2, days=3)
     assert torch.equal(days[True], days[False])
-    assert DaySampler(bundle, bundle.sampler.replace(guidance=0.0), torch.device("cpu"), concurrent=True).executor is None
+    assert DaySampler(bundle, bundle.sampler.replace(guidance=0.0), torch.device("cpu"), concurrent=True).guidance_thread is False

@@ -129,6 +129,11 @@ class DaySampler:
         if sampler.guidance > 0 and "disc" not in self.models:
             raise ClimdiffError("guidance needs a discriminator, and this bundle has none (use --guidance 0)")
 
+    @property
+    def guidance_thread(self) -> bool:
+        """Whether the guidance runs on a thread of its own (recorded in the store)."""
+        return self.executor is not None
+
     def network(self, kind: str, *inputs: torch.Tensor) -> Callable[..., torch.Tensor]:
         """The model ``kind`` for inputs of these shapes: traced once per shape, else eager."""
         model = self.models[kind]
@@ -277,7 +282,7 @@ def emulate(
         if world.is_main:
             header = read_header(out)
             if not claim_output(out, kind=EMULATION_KIND, config=identity, overwrite=overwrite, header=header):
-                _create_store(bundle, out, config, identity, command, device, world.size, sample.executor is not None)
+                _create_store(bundle, out, config, identity, command, device, world.size, sample.guidance_thread)
         world.barrier()
         store = EmulationStore.open(out, bundle.meta["variable"]["name"], tuple(bundle.initial_state.shape[1:]))
         mine = [m for m in range(config.members) if m % world.size == world.rank]

@@ -157,7 +157,7 @@ def forecast(
     identity = config.identity(bundle)
     sample = DaySampler(bundle, rollout.sampler, device, concurrent=concurrent_guide)
     if not claim_output(out, kind=FORECAST_KIND, config=identity, overwrite=overwrite, header=read_header(out)):
-        _create(bundle, reference, out, config, identity, command, device, sample.executor is not None)
+        _create(bundle, reference, out, config, identity, command, device, sample.guidance_thread)
     store = ForecastStore.open(out, variable, frame)
     completed = store.completed()
     per_call = max(1, batch // rollout.members)

@@ -8,7 +8,12 @@ from typing import Any
 import cftime
 import xarray as xr
 
-from climdiff.rollout.writer import EMULATION_KIND, FORECAST_KIND, decode_state
+from climdiff.rollout.writer import (
+    EMULATION_KIND,
+    FORECAST_KIND,
+    MEAN_PERIODS,
+    decode_state,
+)
 from climdiff.zarr_io import STORE_ATTR, require_store
 
 
@@ -42,7 +47,7 @@ def describe_rollout_store(path: Path) -> dict[str, Any]:
         done = [decode_state(row, frame).days_done if row.any() else 0 for row in ds["resume_state"].values]
         info.update(days=int(ds.sizes["time"]), days_done=min(done), first=first, last=last, calendar=ds["time"].attrs["calendar"],
                     stopped_members=int((ds["stopped_day"].values >= 0).sum()),
-                    means=[p for p in ("monthly", "annual") if f"time_{p}" in ds.dims])  # fmt: skip
+                    means=[p for p in MEAN_PERIODS if f"time_{p}" in ds.dims])  # fmt: skip
     else:
         first, last = _dates(ds["init_time"].values, ds["init_time"].attrs)
         info.update(starts=int(ds.sizes["init_time"]), leads=int(ds.sizes["lead"]), first_init=first, last_init=last,
