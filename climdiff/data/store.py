@@ -61,6 +61,7 @@ class Coordinate:
     name: str
     values: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
+    dims: tuple[str, ...] = ()  # default: the coordinate's own name; bounds use e.g. ("lat", "nv")
 
 
 class AppendableStore:
@@ -89,7 +90,9 @@ class AppendableStore:
         """
         group = zarr.open_group(str(path), mode="w", zarr_format=3)
         for coord in coords:
-            create_named_array(group, coord.name, dims=(coord.name,), data=np.asarray(coord.values), attributes=coord.attrs)
+            create_named_array(
+                group, coord.name, dims=coord.dims or (coord.name,), data=np.asarray(coord.values), attributes=coord.attrs
+            )
         for var in variables:
             create_named_array(
                 group,
