@@ -31,6 +31,7 @@ from climdiff.data.store import open_training_store
 from climdiff.errors import ClimdiffError
 from climdiff.resume import OutputHeader, claim_output
 from climdiff.sampling.config import SamplerConfig
+from climdiff.zarr_io import store_meta
 
 BUNDLE_KIND = "bundle"
 BUNDLE_FILE = "bundle.json"
@@ -190,7 +191,7 @@ def _header(out: Path) -> OutputHeader | None:
 def _initial_state(data: Path, shared: dict[str, Any], start_index: int | None) -> tuple[torch.Tensor, list[str]]:
     """Two consecutive days (physical units, oldest first) and their dates."""
     ds = open_training_store(data)
-    meta = ds.attrs["climdiff"]
+    meta = store_meta(ds.attrs)
     if meta["grid"] != shared["grid"] or meta["variable"] != shared["variable"]["name"]:
         raise BundleError(f"{data} holds other data than the models were trained on (grid or variable differs)")
     first = meta["split"]["test"][0] if start_index is None else start_index

@@ -7,9 +7,11 @@ tools reading only netCDF understand:
   axis), the time axis encoded with its cftime calendar and units, ``Conventions = CF-1.10``;
 * climdiff's internal bookkeeping is dropped: the binary per-member ``resume_state`` of
   emulation stores (the per-member ``redraws`` and ``stopped_day`` stay: they are provenance);
-* the nested ``climdiff`` header attribute becomes the JSON string ``climdiff_header`` (netCDF
-  attributes cannot hold dicts); any other dict or list-valued attribute is written as JSON too,
-  except plain lists of numbers, which netCDF holds as numeric arrays;
+* the ``climdiff`` header attribute becomes the JSON string ``climdiff_header``; attributes
+  follow :mod:`climdiff.metadata` (stores written before format 2 hold dicts and booleans:
+  they are written as JSON text, plain lists of numbers as numeric arrays);
+* 64-bit integers (stores before format 2) are written as int32 where the values fit, since
+  CF 1.8 has no 64-bit type;
 * float data gets ``_FillValue = NaN``; everything is zlib-compressed (level 4, shuffle) and
   fields are chunked one step by the full horizontal field.
 
@@ -20,21 +22,21 @@ complete, so an interrupted export never leaves a half-written file under the fi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Hashable, Iterable
 from datetime import datetime, timezone
-from numbers import Number
 from pathlib import Path
 from typing import Any, Literal
 
+import dask
 import numpy as np
 import xarray as xr
 
 from climdiff import __version__
 from climdiff.atomic import atomic_write
 from climdiff.errors import ClimdiffError
+from climdiff.metadata import COUNTER_DTYPE, json_text, netcdf_attrs
 from climdiff.resume import check_parent_writable
-from climdiff.zarr_io import STORE_ATTR, quiet_zarr, require_store
+from climdiff.zarr_io import STORE_ATTR, quiet_zarr, require_store, store_meta
 
 ENGINE = "netcdf4"
 NETCDF_FORMAT = "NETCDF4"
@@ -110,34 +112,14 @@ def select_variables(ds: xr.Dataset, variables: Iterable[str] | None, store: Pat
     return ds[names]
 
 
-def netcdf_attribute(value: Any) -> Any:
-    """An attribute value netCDF can hold: strings and numbers as they are, a list of numbers as
-    an array, anything else (dicts, lists of strings or dicts, booleans, None) as JSON text."""
-    if isinstance(value, (bool, np.bool_)) or value is None:
-        return json.dumps(bool(value) if value is not None else None)
-    if isinstance(value, (str, bytes, np.number)) or isinstance(value, Number):
-        return value
-    if isinstance(value, np.ndarray) and value.ndim == 1 and value.size and value.dtype.kind in "iuf":
-        return value
-    if isinstance(value, (list, tuple)) and value and all(_plain_number(v) for v in value):
-        return np.asarray(value)
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    return json.dumps(value, default=str)
-
-
-def _plain_number(value: Any) -> bool:
-    return isinstance(value, (Number, np.number)) and not isinstance(value, (bool, np.bool_))
-
-
 def to_cf(ds: xr.Dataset, store: Path, command: str = "") -> xr.Dataset:
     """Attributes netCDF can hold (the header as JSON), CF conventions, a history line."""
     ds = ds.copy()
     attrs = dict(ds.attrs)
-    header = attrs.pop(STORE_ATTR, None)
-    clean = {str(k): netcdf_attribute(v) for k, v in attrs.items()}
-    if header is not None:
-        clean[HEADER_ATTR] = json.dumps(header, default=str)
+    if STORE_ATTR in attrs:
+        attrs[HEADER_ATTR] = json_text(store_meta(attrs))
+        del attrs[STORE_ATTR]
+    clean = netcdf_attrs(attrs)
     clean["Conventions"] = CONVENTIONS
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     line = f"{stamp}: {command or f'climdiff export {store}'} (climdiff {__version__})"
@@ -145,7 +127,7 @@ def to_cf(ds: xr.Dataset, store: Path, command: str = "") -> xr.Dataset:
     clean["history"] = f"{line}\n{previous}" if isinstance(previous, str) and previous else line
     ds.attrs = clean
     for var in ds.variables.values():
-        var.attrs = {str(k): netcdf_attribute(v) for k, v in var.attrs.items()}
+        var.attrs = netcdf_attrs(var.attrs)
     return ds
 
 
@@ -220,8 +202,19 @@ def encoding_for(ds: xr.Dataset) -> dict[Hashable, dict[str, Any]]:
             enc["_FillValue"] = None
         else:
             enc["_FillValue"] = None
+            if var.dtype == np.int64 and fits_int32(var):
+                enc["dtype"] = COUNTER_DTYPE
         encoding[name] = enc
     return encoding
+
+
+def fits_int32(var: xr.Variable) -> bool:
+    """Whether every value of the integer variable ``var`` fits in int32."""
+    if not var.size:
+        return True
+    lo, hi = dask.compute(var.data.min(), var.data.max())
+    info = np.iinfo(COUNTER_DTYPE)
+    return info.min <= int(lo) and int(hi) <= info.max
 
 
 def write_netcdf(ds: xr.Dataset, path: Path) -> None:

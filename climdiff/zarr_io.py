@@ -3,13 +3,14 @@
 Training stores (:mod:`climdiff.data.store`) and emulation stores
 (:mod:`climdiff.rollout.writer`) both describe themselves in the group attribute ``climdiff``
 (kind, configuration, completeness), keep consolidated metadata current for xarray, and name
-their dimensions the way each Zarr format expects.
+their dimensions the way each Zarr format expects. The header is JSON text (format 2), so that
+netCDF can hold it; stores written before hold it as a dict, which :func:`store_meta` reads too.
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,12 @@ import zarr
 from zarr.errors import ZarrUserWarning
 
 from climdiff.errors import StoreError
+from climdiff.metadata import json_text, netcdf_attrs, structured
 from climdiff.resume import OutputHeader
 
 STORE_ATTR = "climdiff"
+# 2: every attribute netCDF-serialisable (the header as JSON text), int32 counters, units throughout
+FORMAT_VERSION = 2
 
 
 @contextmanager
@@ -38,10 +42,25 @@ def consolidate(path: Path) -> None:
         zarr.consolidate_metadata(str(path))
 
 
+def store_meta(attrs: Mapping[str, Any]) -> dict[str, Any]:
+    """The climdiff header among a store's attributes (JSON text, or a dict in older stores)."""
+    return dict(structured(attrs[STORE_ATTR]))
+
+
+def store_attrs(attrs: Mapping[str, Any], header: dict[str, Any]) -> dict[str, Any]:
+    """A new store's group attributes: ``attrs`` as netCDF holds them, and the header."""
+    return {**netcdf_attrs(attrs), STORE_ATTR: json_text({**header, "format_version": FORMAT_VERSION})}
+
+
+def update_header(group: zarr.Group, **values: Any) -> None:
+    """Merge ``values`` into the header of the store ``group`` (e.g. complete=True)."""
+    group.attrs[STORE_ATTR] = json_text({**store_meta(group.attrs), **values})
+
+
 def read_header(path: Path) -> OutputHeader | None:
     """What a climdiff store at ``path`` says about itself, or None if it is not one."""
     try:
-        meta = dict(zarr.open_group(str(path), mode="r").attrs[STORE_ATTR])
+        meta = store_meta(zarr.open_group(str(path), mode="r").attrs)
         return OutputHeader(kind=meta["kind"], config=meta["config"], complete=bool(meta["complete"]))
     except Exception:  # anything unreadable is "not a climdiff store", never a crash
         return None

@@ -16,6 +16,7 @@ from climdiff.data.navier_stokes import TurbulenceConfig
 from climdiff.data.turbulence import generate_turbulence
 from climdiff.train.config import resolve_config
 from climdiff.train.loop import train_model
+from climdiff.zarr_io import store_meta
 from tests.conftest import SMALL_RUN
 
 
@@ -29,7 +30,7 @@ def test_bundle_loads_models_state_and_settings(guided: Path, learning_store: Pa
     assert bundle.kind == "guided" and set(bundle.models) == {"idm", "disc"}
     assert bundle.sampler.steps == 8 and bundle.sampler.guidance == 3.0
     ds = xr.open_zarr(learning_store)
-    first = ds.attrs["climdiff"]["split"]["test"][0]
+    first = store_meta(ds.attrs)["split"]["test"][0]
     assert bundle.initial_state.shape == (2, 1, 32, 32)
     torch.testing.assert_close(bundle.initial_state[:, 0], torch.from_numpy(ds["vorticity"].values[first : first + 2]))
     assert bundle.initial_dates == [t.isoformat() for t in ds["time"].values[first : first + 2]]

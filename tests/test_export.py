@@ -9,12 +9,14 @@ import shutil
 import cftime
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 import zarr
 
 from climdiff.errors import ClimdiffError, StoreError
-from climdiff.export import export_netcdf, netcdf_attribute
-from climdiff.zarr_io import STORE_ATTR, consolidate, quiet_zarr
+from climdiff.export import export_netcdf
+from climdiff.metadata import netcdf_attribute
+from climdiff.zarr_io import STORE_ATTR, consolidate, quiet_zarr, store_meta, update_header
 
 CFTIME = xr.coders.CFDatetimeCoder(use_cftime=True)
 
@@ -29,7 +31,7 @@ def open_store(path) -> xr.Dataset:  # noqa: ANN001
 
 
 def header(path) -> dict:  # noqa: ANN001
-    return json.loads(json.dumps(dict(zarr.open_group(str(path), mode="r").attrs[STORE_ATTR])))
+    return store_meta(zarr.open_group(str(path), mode="r").attrs)
 
 
 def same_reference(units_a: str, units_b: str, calendar: str) -> bool:
@@ -194,7 +196,7 @@ def test_incomplete_store_is_refused(turbulence_store, tmp_path) -> None:
     partial = tmp_path / "partial.zarr"
     shutil.copytree(turbulence_store, partial)
     group = zarr.open_group(str(partial), mode="r+", use_consolidated=False)
-    group.attrs[STORE_ATTR] = {**dict(group.attrs[STORE_ATTR]), "complete": False}
+    update_header(group, complete=False)
     consolidate(partial)
     with pytest.raises(StoreError, match="incomplete"):
         export_netcdf(partial, tmp_path / "p.nc")
@@ -222,3 +224,143 @@ def test_attributes_netcdf_can_hold() -> None:
     assert netcdf_attribute(["a", "b"]) == '["a", "b"]' and netcdf_attribute([]) == "[]"
     np.testing.assert_array_equal(netcdf_attribute([1, 2.5]), [1.0, 2.5])
     assert netcdf_attribute("text") == "text" and netcdf_attribute(3) == 3
+
+
+# --- output metadata: CF 1.8 compliance and netCDF-serialisable stores ---------------------------
+
+
+@pytest.fixture(scope="module")
+def forecast_store(turbulence_store, tmp_path_factory):  # noqa: ANN001, ANN201
+    """A real forecast store: 2 starts x 2 leads x 2 members of the embedded model, unguided."""
+    from climdiff.assets import embedded_bundle
+    from climdiff.bundle import load_bundle
+    from climdiff.rollout.engine import EmulateConfig
+    from climdiff.rollout.forecast import forecast, plan_forecast
+
+    bundle = load_bundle(embedded_bundle())
+    config = EmulateConfig(days=2, members=2, seed=3, sampler=bundle.sampler.replace(guidance=0.0, steps=3))
+    plan = plan_forecast(bundle, turbulence_store, config, starts=2, start_dates=None)
+    return forecast(bundle, turbulence_store, tmp_path_factory.mktemp("fc") / "fc.zarr", plan, quiet=True).path
+
+
+@pytest.fixture(scope="module")
+def latlon_store(tmp_path_factory):  # noqa: ANN001, ANN201
+    """A (member, time, lat, lon) precipitation store written by the rollout writer: latitude
+    north to south, as a source may order it."""
+    from climdiff.metadata import field_attrs, grid_coordinates
+    from climdiff.rollout.writer import EmulationStore, MemberState, StoreLayout
+
+    lat, lon = [67.5, 22.5, -22.5, -67.5], list(np.arange(8) * 45.0 + 22.5)
+    grid = {"kind": "latlon", "dims": ["lat", "lon"], "shape": [4, 8], "lat": lat, "lon": lon}
+    coords, coord_attrs = grid_coordinates(grid)
+    field = field_attrs({"name": "precipitation", "units": "mm day-1"})
+    layout = StoreLayout("precipitation", field, "noleap", coords, coord_attrs, (1, 4, 8))
+    out = tmp_path_factory.mktemp("latlon") / "pr.zarr"
+    attrs = {"title": "lat-lon test", "sampler": {"steps": 3}, "flag": True}
+    units = "days since 2000-01-01"
+    store = EmulationStore.create(
+        out, layout, config={}, members=2, days=3, time_units=units, time_chunk=3, attrs=attrs
+    )
+    rng = np.random.default_rng(0)
+    for member in range(2):
+        state = MemberState(torch.zeros(2, 1, 4, 8), torch.Generator(), days_done=3)
+        store.write_block(member, 0, rng.gamma(0.5, 4.0, (3, 4, 8)).astype(np.float32), state)
+    store.finish(stopped_members=0)
+    return out
+
+
+def cf_failures(path, monkeypatch) -> list[str]:  # noqa: ANN001
+    """The high-priority failures of the compliance checker's cf:1.8 suite on ``path``, run
+    offline: any network connection (a standard-name table download) fails the test."""
+    import socket
+
+    from compliance_checker.base import BaseCheck
+    from compliance_checker.runner import CheckSuite
+
+    attempts = []
+
+    def no_network(self, address):  # noqa: ANN001, ANN202
+        attempts.append(address)
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    CheckSuite.load_all_available_checkers()
+    suite = CheckSuite()
+    results, errors = suite.run_all(suite.load_dataset(str(path)), ["cf:1.8"], skip_checks=[])["cf:1.8"]
+    assert not errors and not attempts, (errors, attempts)
+    failed = [r for r in results if r.weight == BaseCheck.HIGH and r.value is not None and not passed(r.value)]
+    return [f"{r.name}: {msg}" for r in failed for msg in r.msgs or ["(no message)"]]
+
+
+def passed(value) -> bool:  # noqa: ANN001
+    return bool(value) if isinstance(value, bool) else value[0] == value[1]
+
+
+STORES = ["turbulence_store", "emulation_store", "forecast_store", "latlon_store"]
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_export_passes_the_cf_checker(name, request, cli, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    out = tmp_path / "x.nc"
+    result = cli("export", request.getfixturevalue(name), "--out", out, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    failures = cf_failures(out, monkeypatch)
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("name", STORES)
+def test_stores_hold_what_netcdf_holds(name, request, tmp_path) -> None:  # noqa: ANN001
+    path = request.getfixturevalue(name)
+    store = open_store(path)
+    for attrs in [store.attrs, *(var.attrs for var in store.variables.values())]:
+        assert all(netcdf_value(v) for v in attrs.values()), attrs
+    assert not [n for n, v in store.variables.items() if v.dtype == np.int64], "64-bit integers are not CF 1.8"
+    unitless = [n for n, v in store.variables.items() if "units" not in v.attrs and "units" not in v.encoding]
+    assert set(unitless) <= {"resume_state", "lat_bnds", "lon_bnds"}, unitless
+    out = tmp_path / "direct.nc"
+    xr.open_zarr(path).to_netcdf(out)  # what an xarray user does
+    nc = xr.open_dataset(out, decode_times=CFTIME, decode_timedelta=False)
+    assert store_meta(nc.attrs) == header(path) and nc.attrs.keys() == store.attrs.keys()
+    xr.testing.assert_identical(nc.load(), store.load())
+
+
+def netcdf_value(value) -> bool:  # noqa: ANN001
+    """A string, a number or a list of numbers (what netCDF attributes hold)."""
+    if isinstance(value, list):
+        return all(isinstance(n, (int, float)) and not isinstance(n, bool) for n in value)
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def test_latlon_coordinates_and_precipitation(latlon_store) -> None:
+    ds = open_store(latlon_store)
+    assert ds["precipitation"].dims == ("member", "time", "lat", "lon")
+    precipitation = {"long_name": "precipitation", "units": "mm day-1", "cell_methods": "time: mean"}
+    assert ds["precipitation"].attrs == {**precipitation, "standard_name": "lwe_precipitation_rate"}
+    latitude = {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y"}
+    assert ds["lat"].attrs == {**latitude, "bounds": "lat_bnds"}
+    assert ds["lon"].attrs["units"] == "degrees_east" and ds["lon"].attrs["axis"] == "X"
+    assert list(ds["lat"].values) == [67.5, 22.5, -22.5, -67.5]  # the source's order is kept
+    np.testing.assert_array_equal(ds["lat_bnds"].values, [[90, 45], [45, 0], [0, -45], [-45, -90]])
+    np.testing.assert_array_equal(ds["lon_bnds"].values[[0, -1]], [[0, 45], [315, 360]])
+    assert json.loads(ds.attrs["sampler"]) == {"steps": 3} and ds.attrs["flag"] == "true"
+
+
+def test_grid_descriptions() -> None:
+    from climdiff.metadata import grid_coordinates
+
+    coords, attrs = grid_coordinates({"dims": ["y", "x"], "shape": [4, 2], "length": 8.0})
+    np.testing.assert_array_equal(coords["y"], [0, 2, 4, 6])
+    assert attrs["x"] == {"long_name": "x position", "units": "1"}  # no axis: not a place on Earth
+    with pytest.raises(ClimdiffError, match="needs 3 lat values, it has 2"):
+        grid_coordinates({"dims": ["lat", "lon"], "shape": [3, 2], "lat": [1.0, 2.0], "lon": [0.0, 1.0]})
+
+
+def test_headers_of_older_stores_are_read(forecast_like_store, tmp_path) -> None:
+    """Stores before format 2 hold the header as a dict: climdiff still reads and exports them."""
+    from climdiff.zarr_io import read_header
+
+    assert isinstance(zarr.open_group(str(forecast_like_store), mode="r").attrs[STORE_ATTR], dict)
+    assert read_header(forecast_like_store).complete is True
+    (out,) = export_netcdf(forecast_like_store, tmp_path / "old.nc")
+    assert json.loads(open_nc(out).attrs["climdiff_header"])["config"] == {"leads": 3}
+    assert open_nc(out)["lead"].dtype == np.int32  # 64-bit integers are narrowed on export

@@ -12,6 +12,7 @@ from climdiff.bundle import load_bundle
 from climdiff.errors import ClimdiffError
 from climdiff.rollout.engine import EmulateConfig
 from climdiff.rollout.forecast import _initial_states, forecast, plan_forecast
+from climdiff.zarr_io import store_meta, update_header
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def four_starts(bundle, learning_store, tmp_path_factory):
 def test_starts_lie_in_the_test_split_and_valid_times_follow_them(learning_store, four_starts) -> None:
     plan, path = four_starts
     reference = xr.open_zarr(learning_store)
-    lo, hi = reference.attrs["climdiff"]["split"]["test"]
+    lo, hi = store_meta(reference.attrs)["split"]["test"]
     assert len(plan.init_indices) == 4 and all(lo + 1 <= i <= hi - 1 - 3 for i in plan.init_indices)
     assert plan.init_indices[0] == lo + 1 and plan.init_indices[-1] == hi - 4  # spread to both ends
     ds = xr.open_zarr(path)
@@ -43,7 +44,7 @@ def test_starts_lie_in_the_test_split_and_valid_times_follow_them(learning_store
     assert list(ds["init_time"].values) == [reference["time"].values[i] for i in plan.init_indices]
     for s, i in enumerate(plan.init_indices):
         assert list(ds["valid_time"].values[s]) == list(reference["time"].values[i + 1 : i + 4])
-    assert ds.attrs["climdiff"]["complete"] is True and ds["completed"].values.all()
+    assert store_meta(ds.attrs)["complete"] is True and ds["completed"].values.all()
     values = ds["vorticity"].values
     assert np.isfinite(values).all() and not np.allclose(values[:, :, 0], values[:, :, 1])
 
@@ -82,8 +83,7 @@ def test_interrupted_forecast_redoes_only_unfinished_starts(bundle, learning_sto
     # as after a kill while the second group was written: start 2 done, start 3 not
     group["vorticity"][3:] = np.nan
     group["completed"][3:] = 0
-    meta = dict(group.attrs["climdiff"])
-    group.attrs["climdiff"] = {**meta, "complete": False}
+    update_header(group, complete=False)
     kept = group["vorticity"][2].copy()
     forecast(bundle, learning_store, out, plan, batch=4, quiet=True)
     resumed = zarr.open_group(str(out))["vorticity"][:]

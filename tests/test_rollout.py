@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import cftime
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from climdiff.errors import ClimdiffError, StoreError
 from climdiff.rollout.calendar import days_in_years, parse_date
 from climdiff.rollout.engine import DaySampler, EmulateConfig, emulate
 from climdiff.runtime import default_threads
+from climdiff.zarr_io import store_meta
 
 
 def config(**overrides) -> EmulateConfig:
@@ -44,7 +47,7 @@ def test_store_is_cf_and_opens_with_decoded_dates(bundle, reference_run) -> None
     assert np.isfinite(values).all()
     # physical units: the spread is that of vorticity, not of standardised data
     assert 0.3 * bundle.meta["normalization"]["std"] < values.std() < 3 * bundle.meta["normalization"]["std"]
-    assert ds.attrs["climdiff"]["complete"] is True and ds.attrs["guidance_lambda"] == 3.0
+    assert store_meta(ds.attrs)["complete"] is True and ds.attrs["guidance_lambda"] == 3.0
     assert (ds["stopped_day"].values == -1).all() and (ds["redraws"].values == 0).all()
     # members are different chains
     assert not np.allclose(values[0], values[1])
@@ -138,17 +141,17 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
     assert ok.exit_code == 0, ok.stderr
     assert "wrote 2 member(s) x 3 days" in ok.stdout
     ds = xr.open_zarr(out)
-    assert ds.attrs["sampler"]["steps"] == 10 and ds.sizes["time"] == 3
+    assert json.loads(ds.attrs["sampler"])["steps"] == 10 and ds.sizes["time"] == 3
     # two 32x32 members per call: a small call runs each network on one thread, and the
     # guidance on a core of its own when there is a second one
-    assert ds.attrs["threads"] == 1 and ds.attrs["guidance_thread"] == (default_threads() >= 2)
+    assert ds.attrs["threads"] == 1 and json.loads(ds.attrs["guidance_thread"]) == (default_threads() >= 2)
     for threads, guidance, expected in [("1", "3", (1, False)), ("2", "3", (1, True)), ("2", "0", (1, False))]:
         path = tmp_path / f"t{threads}-{guidance}.zarr"  # unguided: no guidance to run beside the IDM
         run = cli("emulate", "--checkpoint", guided_bundle, "--days", "1", "--out", path, "--quiet",
                   "--threads", threads, "--guidance", guidance)  # fmt: skip
         assert run.exit_code == 0, run.stderr
         attrs = xr.open_zarr(path).attrs
-        assert (attrs["threads"], attrs["guidance_thread"]) == expected
+        assert (attrs["threads"], json.loads(attrs["guidance_thread"])) == expected
     before = torch.get_num_threads()
     try:  # a large call spreads its operations over the threads instead
         assert configure_sampling_threads(2, small_call=False) is False and torch.get_num_threads() == 2
@@ -214,7 +217,7 @@ def test_two_torchrun_ranks_write_disjoint_members_of_one_store(bundle, guided_b
     assert done.returncode == 0, done.stderr
     single = emulate(bundle, tmp_path / "single.zarr", EmulateConfig(days=4, members=3, time_chunk=2, sampler=bundle.sampler), quiet=True)
     ranks = xr.open_zarr(out)
-    assert ranks.attrs["climdiff"]["complete"] is True and ranks.attrs["ranks"] == 2
+    assert store_meta(ranks.attrs)["complete"] is True and ranks.attrs["ranks"] == 2
     np.testing.assert_allclose(ranks["vorticity"].values, xr.open_zarr(single.path)["vorticity"].values, rtol=1e-4, atol=1e-4)
 
 

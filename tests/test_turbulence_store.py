@@ -21,6 +21,7 @@ from climdiff.data.navier_stokes import ForcedTurbulence
 from climdiff.data.store import STATE_FILE, AppendableStore
 from climdiff.data.turbulence import generate_turbulence
 from climdiff.errors import SolverError, StoreError
+from climdiff.zarr_io import store_meta
 from tests.conftest import SMALL_RUN
 
 ARRAYS = ("vorticity", "energy_spectrum", "energy", "injection", "drag", "dissipation", "dEdt", "time", "model_time")
@@ -43,7 +44,7 @@ def test_store_opens_with_xarray_and_has_cf_metadata(turbulence_store: Path) -> 
     )
     assert ds["vorticity"].attrs["units"] == "1"
     assert ds["vorticity"].attrs["long_name"] == "relative vorticity"
-    meta = ds.attrs["climdiff"]
+    meta = store_meta(ds.attrs)
     assert meta["complete"] is True
     assert meta["config"]["seed"] == SMALL_RUN.seed
     assert meta["config"]["solver"]["size"] == 32
@@ -58,7 +59,7 @@ def test_store_opens_with_xarray_and_has_cf_metadata(turbulence_store: Path) -> 
 
 def test_training_statistics_match_the_training_split(turbulence_store: Path) -> None:
     ds = xr.open_zarr(turbulence_store)
-    stats = ds.attrs["climdiff"]["stats"]["vorticity"]
+    stats = store_meta(ds.attrs)["stats"]["vorticity"]
     train = ds["vorticity"].isel(time=slice(0, 24)).values.astype(np.float64)
     assert stats["mean"] == pytest.approx(train.mean(), abs=1e-9)
     assert stats["std"] == pytest.approx(train.std(), rel=1e-9)
@@ -104,7 +105,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(turbulence_store: Path, tm
     with pytest.raises(Interrupt):
         generate_turbulence(out, SMALL_RUN, quiet=True, after_commit=_interrupt_after(16))
     partial = xr.open_zarr(out)
-    assert partial.sizes["time"] == 16 and partial.attrs["climdiff"]["complete"] is False
+    assert partial.sizes["time"] == 16 and store_meta(partial.attrs)["complete"] is False
     # A crash between a chunk's data write and its state commit leaves extra frames on disk:
     # simulate it, and check resume discards them rather than keeping a duplicate.
     store = AppendableStore.open(out)

@@ -12,7 +12,7 @@ import xarray as xr
 
 from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import StoreError
-from climdiff.zarr_io import STORE_ATTR, require_store
+from climdiff.zarr_io import require_store, store_meta
 
 
 def _date(value: float, units: str, calendar: str) -> str:
@@ -27,7 +27,7 @@ def describe_training_store(path: Path) -> dict[str, Any]:
         raise StoreError(f"{path} is a climdiff {header.kind} store, not training data; `climdiff info` describes it")
     # Times are decoded by hand: xarray cannot decode an empty cftime axis (a run in spin-up).
     ds = xr.open_zarr(str(path), consolidated=True, decode_times=False)
-    meta = dict(ds.attrs[STORE_ATTR])
+    meta = store_meta(ds.attrs)
     config = meta["config"]
     frames = int(ds.sizes["time"])
     info: dict[str, Any] = {

@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from climdiff.errors import StoreError  # noqa: E402
+from climdiff.zarr_io import store_meta  # noqa: E402
 
 
 def plot_training_store(path: Path, out: Path) -> Path:
@@ -23,7 +24,8 @@ def plot_training_store(path: Path, out: Path) -> Path:
     ds = xr.open_zarr(str(path), consolidated=True, decode_times=False)
     if ds.sizes.get("time", 0) == 0:
         raise StoreError(f"{path} holds no frames yet: nothing to plot")
-    eps = ds.attrs["climdiff"]["config"]["solver"]["eps"]
+    solver = store_meta(ds.attrs)["config"]["solver"]
+    eps = solver["eps"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
 
     last = ds["vorticity"].isel(time=-1).values
@@ -44,7 +46,7 @@ def plot_training_store(path: Path, out: Path) -> Path:
     # Only the dealiased range: above n/3 the spectrum is round-off, many decades down.
     positive = (spectrum > 0) & (k <= ds.sizes["x"] / 3)
     axes[2].loglog(k[positive], spectrum[positive], lw=1.5)
-    axes[2].axvline(ds.attrs["climdiff"]["config"]["solver"]["kf"], color="grey", ls=":", lw=1, label="forcing k_f")
+    axes[2].axvline(solver["kf"], color="grey", ls=":", lw=1, label="forcing k_f")
     axes[2].set(title="mean isotropic energy spectrum", xlabel="|k|", ylabel="E(k)")
     axes[2].legend(fontsize=8)
 

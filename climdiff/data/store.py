@@ -5,9 +5,10 @@ Layout (Zarr format 3, one directory):
 * arrays with a leading ``time`` dimension (the field, per-frame diagnostics, the time
   coordinates), grown by whole time chunks so every chunk file is written exactly once;
 * coordinate arrays without a time dimension (``y``, ``x``, ``wavenumber``);
-* the group attribute ``climdiff``: kind, format version, package version, the configuration
-  that identifies the output (compared on resume), completeness and, once complete, the
-  training statistics and split;
+* the group attribute ``climdiff`` (JSON text): kind, format version, package version, the
+  configuration that identifies the output (compared on resume), completeness and, once
+  complete, the training statistics and split; every other attribute is netCDF-serialisable
+  too (:mod:`climdiff.metadata`);
 * ``climdiff-resume.npz``: the producer's state after the last committed frame, replaced
   atomically (write to a temporary file, then ``os.replace``).
 
@@ -31,14 +32,15 @@ import zarr
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
 from climdiff.zarr_io import (
-    STORE_ATTR,
     consolidate,
     create_named_array,
     quiet_zarr,
     require_store,
+    store_attrs,
+    store_meta,
+    update_header,
 )
 
-FORMAT_VERSION = 1
 STATE_FILE = "climdiff-resume.npz"
 TRAINING_KIND = "training-data"
 
@@ -104,15 +106,8 @@ class AppendableStore:
                 fill_value=0,
                 attributes=var.attrs,
             )
-        header = {
-            "kind": kind,
-            "format_version": FORMAT_VERSION,
-            "climdiff_version": __version__,
-            "config": config,
-            "complete": False,
-            **(meta or {}),
-        }
-        group.attrs.update({**attrs, STORE_ATTR: header})
+        header = {"kind": kind, "climdiff_version": __version__, "config": config, "complete": False, **(meta or {})}
+        group.attrs.update(store_attrs(attrs, header))
         store = cls(path, group)
         store._consolidate()
         return store
@@ -124,7 +119,7 @@ class AppendableStore:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return dict(self.group.attrs[STORE_ATTR])
+        return store_meta(self.group.attrs)
 
     def time_arrays(self) -> list[zarr.Array]:
         with quiet_zarr():
@@ -159,7 +154,7 @@ class AppendableStore:
 
     def update_meta(self, **values: Any) -> None:
         """Merge ``values`` into the ``climdiff`` attribute (e.g. complete=True, stats)."""
-        self.group.attrs[STORE_ATTR] = {**self.meta, **values}
+        update_header(self.group, **values)
         self._consolidate()
 
     def _consolidate(self) -> None:

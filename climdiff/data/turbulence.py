@@ -31,6 +31,7 @@ from climdiff.data.store import (
     TimeVariable,
 )
 from climdiff.errors import ClimdiffError, SolverError
+from climdiff.metadata import COUNTER_DTYPE, field_attrs, grid_coordinates
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
 from climdiff.runtime import resolve_device, resolve_dtype
@@ -92,13 +93,17 @@ class TurbulenceRun:
         return out
 
 
+def _grid(run: TurbulenceRun) -> dict[str, Any]:
+    """The grid description stores and bundles carry: the periodic square of side 2 pi."""
+    return {"kind": "periodic", "dims": ["y", "x"], "shape": [run.solver.size] * 2, "length": 2 * math.pi}
+
+
 def _layout(run: TurbulenceRun, solver: ForcedTurbulence) -> tuple[list[Coordinate], list[TimeVariable]]:
     n = run.solver.size
-    positions = np.arange(n, dtype=np.float64) * (2 * math.pi / n)
     k, _ = solver.energy_spectrum(torch.zeros((n, n // 2 + 1), dtype=solver.grid.cdtype, device=solver.grid.device))
+    positions, position_attrs = grid_coordinates(_grid(run))
     coords = [
-        Coordinate("y", positions, {"long_name": "y position", "units": "1", "axis": "Y"}),
-        Coordinate("x", positions, {"long_name": "x position", "units": "1", "axis": "X"}),
+        *(Coordinate(dim, values, position_attrs[dim]) for dim, values in positions.items()),
         Coordinate(
             "wavenumber",
             k.cpu().numpy(),
@@ -109,7 +114,7 @@ def _layout(run: TurbulenceRun, solver: ForcedTurbulence) -> tuple[list[Coordina
     variables = [
         TimeVariable(
             "time",
-            dtype="int64",
+            dtype=COUNTER_DTYPE,
             attrs={"standard_name": "time", "units": TIME_UNITS, "calendar": CALENDAR, "axis": "T"},
         ),
         TimeVariable(
@@ -122,8 +127,7 @@ def _layout(run: TurbulenceRun, solver: ForcedTurbulence) -> tuple[list[Coordina
             dims=("y", "x"),
             shape=(n, n),
             attrs={
-                "long_name": "relative vorticity",
-                "units": "1",
+                **field_attrs({"name": VARIABLE, "units": "1"}),
                 "comment": "nondimensional: domain side 2*pi, solver time unit",
                 **coordinates_attr,
             },
@@ -251,7 +255,7 @@ def _create_store(out: Path, run: TurbulenceRun, solver: ForcedTurbulence, comma
             "variable": VARIABLE,
             "units": "1",
             "calendar": CALENDAR,
-            "grid": {"kind": "periodic", "dims": ["y", "x"], "shape": [run.solver.size] * 2, "length": 2 * math.pi},
+            "grid": _grid(run),
         },
     )
 

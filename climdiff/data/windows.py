@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from climdiff.data.store import open_training_store
 from climdiff.errors import ClimdiffError
+from climdiff.zarr_io import store_meta
 
 DEFAULT_MEMORY_CAP = 4 * 2**30
 
@@ -32,7 +33,7 @@ class FrameSource(Dataset):
 
     def __init__(self, path: Path | str, split: str = "train", *, memory_cap: int = DEFAULT_MEMORY_CAP) -> None:
         ds = open_training_store(path)
-        meta: dict[str, Any] = ds.attrs["climdiff"]
+        meta: dict[str, Any] = store_meta(ds.attrs)
         if split not in meta["split"]:
             raise ClimdiffError(f"unknown split {split!r} (use one of {', '.join(meta['split'])})")
         self.path = Path(path)

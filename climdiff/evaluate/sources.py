@@ -18,7 +18,7 @@ import xarray as xr
 from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import StoreError
 from climdiff.rollout.writer import EMULATION_KIND, FORECAST_KIND
-from climdiff.zarr_io import require_store
+from climdiff.zarr_io import require_store, store_meta
 
 SPATIAL = (("y", "x"), ("lat", "lon"))
 
@@ -66,7 +66,7 @@ def open_source(path: Path, label: str, *, allowed: tuple[str, ...], split: str 
     path = Path(path)
     header = require_store(path, allowed)
     ds = xr.open_zarr(str(path), consolidated=True, chunks={}, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
-    meta = ds.attrs["climdiff"]
+    meta = store_meta(ds.attrs)
     if header.kind == TRAINING_KIND:
         variable, calendar = meta["variable"], meta["calendar"]
     else:

@@ -15,7 +15,6 @@ days stay NaN). Every event is recorded per member in the store.
 
 from __future__ import annotations
 
-import math
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -31,6 +30,7 @@ import torch
 from climdiff import __version__
 from climdiff.bundle import Bundle
 from climdiff.errors import ClimdiffError
+from climdiff.metadata import field_attrs, grid_coordinates
 from climdiff.models.conditioning import conditioning
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
@@ -188,15 +188,11 @@ def value_limit(bundle: Bundle, factor: float) -> float:
 
 def store_layout(bundle: Bundle, zarr_format: int) -> StoreLayout:
     """The bundle's field, grid (coordinates in domain units) and calendar, as stores lay them out."""
-    grid = bundle.meta["grid"]
-    coords, coord_attrs = {}, {}
-    for dim, n in zip(grid.get("dims", ["y", "x"]), grid["shape"], strict=True):
-        coords[dim] = np.arange(n, dtype=np.float64) * (grid.get("length", 2 * math.pi) / n)
-        coord_attrs[dim] = {"long_name": f"{dim} position", "units": "1", "axis": dim.upper()}
+    coords, coord_attrs = grid_coordinates(bundle.meta["grid"])
     variable = bundle.meta["variable"]
     return StoreLayout(
         variable=variable["name"],
-        variable_attrs={"long_name": variable["name"], "units": variable["units"]},
+        variable_attrs=field_attrs(variable),
         calendar=bundle.meta["calendar"],
         coords=coords,
         coord_attrs=coord_attrs,

@@ -40,7 +40,7 @@ from climdiff.rollout.engine import (
 from climdiff.rollout.writer import FORECAST_KIND, ForecastStore, MemberState
 from climdiff.runtime import resolve_device
 from climdiff.seeding import keyed_generator
-from climdiff.zarr_io import read_header
+from climdiff.zarr_io import read_header, store_meta
 
 DEFAULT_BATCH = 64
 
@@ -74,7 +74,7 @@ class ForecastResult:
 def open_reference(path: Path, bundle: Bundle) -> xr.Dataset:
     """The reference training store, refused unless it holds the bundle's variable on its grid."""
     ds = open_training_store(path)
-    meta = ds.attrs["climdiff"]
+    meta = store_meta(ds.attrs)
     variable = bundle.meta["variable"]["name"]
     if meta["variable"] != variable or meta["grid"] != bundle.meta["grid"]:
         raise ClimdiffError(
@@ -89,7 +89,7 @@ def open_reference(path: Path, bundle: Bundle) -> xr.Dataset:
 def spread_starts(reference: xr.Dataset, count: int, leads: int) -> list[int]:
     """``count`` start indices spread evenly over the test split, each with its previous day
     and its ``leads`` verifying days inside the split."""
-    lo, hi = reference.attrs["climdiff"]["split"]["test"]
+    lo, hi = store_meta(reference.attrs)["split"]["test"]
     first, last = lo + 1, hi - 1 - leads
     if count < 1:
         raise ClimdiffError(f"--starts must be positive, got {count}")
@@ -103,7 +103,7 @@ def spread_starts(reference: xr.Dataset, count: int, leads: int) -> list[int]:
 
 def dated_starts(reference: xr.Dataset, dates: list[str]) -> list[int]:
     """Start indices of explicit init dates (the last conditioning day of each start)."""
-    calendar = reference.attrs["climdiff"]["calendar"]
+    calendar = store_meta(reference.attrs)["calendar"]
     times = list(reference["time"].values)
     index = {(t.year, t.month, t.day): i for i, t in enumerate(times)}
     starts = []

@@ -14,7 +14,8 @@ from climdiff.rollout.writer import (
     MEAN_PERIODS,
     decode_state,
 )
-from climdiff.zarr_io import STORE_ATTR, require_store
+from climdiff.metadata import structured
+from climdiff.zarr_io import require_store, store_meta
 
 
 def _dates(values: Any, attrs: dict[str, Any]) -> tuple[str, str]:
@@ -26,7 +27,7 @@ def describe_rollout_store(path: Path) -> dict[str, Any]:
     """What a user asks first about a run: its shape, dates, settings, progress and events."""
     require_store(Path(path), (EMULATION_KIND, FORECAST_KIND), complete=False)
     ds = xr.open_zarr(str(path), consolidated=False, decode_times=False)
-    meta = dict(ds.attrs[STORE_ATTR])
+    meta = store_meta(ds.attrs)
     info: dict[str, Any] = {
         "path": str(path),
         "kind": meta["kind"],
@@ -36,7 +37,7 @@ def describe_rollout_store(path: Path) -> dict[str, Any]:
         "grid": {dim: int(ds.sizes[dim]) for dim in ("y", "x", "lat", "lon") if dim in ds.sizes},
         "bundle_sha256": ds.attrs.get("bundle_sha256"),
         "guidance_lambda": ds.attrs.get("guidance_lambda"),
-        "sampler_steps": ds.attrs.get("sampler", {}).get("steps"),
+        "sampler_steps": structured(ds.attrs.get("sampler", "{}")).get("steps"),
         "seed": ds.attrs.get("seed"),
         "redraws": int(ds["redraws"].values.sum()),
     }

@@ -3,13 +3,16 @@
 The emulation store (one long run per member) and the forecast store (short runs from many
 reference days) share the header, consolidation and completion logic of :class:`RolloutStore`.
 
-Layout: the field ``(member, time, y, x)`` in physical units, chunked ``(1, time_chunk, y, x)``;
-``time`` (days since the first generated day, in the bundle's cftime calendar), ``member``
-(standard_name ``realization``), ``y``, ``x``; per-member arrays: ``resume_state`` (the last two
-days in model space, the member's random generator, days done, redraws, the day it stopped),
-``redraws`` and ``stopped_day``. Because the shape never changes, the consolidated metadata
-written at creation stays valid for the whole run; the final attributes are consolidated once
-at the end.
+Layout: the field ``(member, time, y, x)`` (or ``lat, lon``) in physical units, chunked
+``(1, time_chunk, y, x)``; ``time`` (days since the first generated day, in the bundle's cftime
+calendar), ``member`` (standard_name ``realization``), the grid's coordinates (with cell bounds
+on a latitude-longitude grid); per-member arrays: ``resume_state`` (the last two days in model
+space, the member's random generator, days done, redraws, the day it stopped), ``redraws`` and
+``stopped_day``. Attributes follow :mod:`climdiff.metadata`: netCDF-serialisable (the header
+and the sampler settings as JSON text), int32 counters, units on every variable that has one.
+
+Because the shape never changes, the consolidated metadata written at creation stays valid for
+the whole run; the final attributes are consolidated once at the end.
 
 Crash safety: a member's block of days (aligned to ``time_chunk``) is written as whole chunks,
 then its resume state is replaced - one chunk file, written atomically by Zarr's local store -
@@ -29,13 +32,16 @@ import xarray as xr
 import zarr
 
 from climdiff import __version__
-from climdiff.zarr_io import STORE_ATTR, consolidate, create_named_array
+from climdiff.metadata import BOUNDS_DIM, COUNTER_DTYPE, MEMBER_ATTRS, cell_bounds, counter_attrs
+from climdiff.zarr_io import consolidate, create_named_array, store_attrs, update_header
 
 EMULATION_KIND = "emulation"
 FORECAST_KIND = "forecast"
 # period name -> pandas/cftime resampling frequency (periods start on their first day)
 MEAN_PERIODS = {"monthly": "MS", "annual": "YS"}
 RNG_BYTES = int(torch.Generator().get_state().numel())
+REDRAWS = "days drawn again after a failed stability check"
+STOPPED = "index of the {} a member stopped at (-1: ran to the end)"
 
 
 @dataclass
@@ -101,20 +107,24 @@ class RolloutStore:
 
     @classmethod
     def _new_group(cls, path: Path, layout: StoreLayout, members: int) -> zarr.Group:
-        """A fresh group with the coordinates every rollout store has: member and the grid."""
+        """A fresh group with the coordinates every rollout store has: member and the grid (and
+        the cell bounds a grid coordinate names in its ``bounds`` attribute)."""
         group = zarr.open_group(str(path), mode="w", zarr_format=layout.zarr_format)
-        create_named_array(group, "member", dims=("member",), data=np.arange(members, dtype=np.int64),
-               attributes={"standard_name": "realization", "long_name": "ensemble member"})  # fmt: skip
+        create_named_array(group, "member", dims=("member",), data=np.arange(members, dtype=COUNTER_DTYPE),
+                           attributes=MEMBER_ATTRS)
         for name, values in layout.coords.items():
-            create_named_array(group, name, dims=(name,), data=values, attributes=layout.coord_attrs.get(name, {}))
+            attrs = layout.coord_attrs.get(name, {})
+            create_named_array(group, name, dims=(name,), data=values, attributes=attrs)
+            if "bounds" in attrs:
+                create_named_array(group, attrs["bounds"], dims=(name, BOUNDS_DIM), data=cell_bounds(values, name))
         return group
 
     @classmethod
     def _seal(cls, path: Path, group: zarr.Group, layout: StoreLayout, config: dict[str, Any],
               attrs: dict[str, Any]) -> RolloutStore:  # fmt: skip
         """Write the header (incomplete) and consolidate: the shape never changes afterwards."""
-        meta = {"kind": cls.kind, "format_version": 1, "climdiff_version": __version__, "config": config, "complete": False}
-        group.attrs.update({**attrs, STORE_ATTR: meta})
+        meta = {"kind": cls.kind, "climdiff_version": __version__, "config": config, "complete": False}
+        group.attrs.update(store_attrs(attrs, meta))
         store = cls(path, group, layout.variable, layout.frame_shape)
         store.consolidate()
         return store
@@ -127,8 +137,7 @@ class RolloutStore:
         consolidate(self.path)
 
     def finish(self, **summary: Any) -> None:
-        meta = dict(self.group.attrs[STORE_ATTR])
-        self.group.attrs[STORE_ATTR] = {**meta, "complete": True, **summary}
+        update_header(self.group, complete=True, **summary)
         self.consolidate()
 
 
@@ -152,7 +161,7 @@ class EmulationStore(RolloutStore):
     ) -> EmulationStore:
         group = cls._new_group(path, layout, members)
         frame_shape = layout.frame_shape
-        create_named_array(group, "time", dims=("time",), data=np.arange(days, dtype=np.int64),
+        create_named_array(group, "time", dims=("time",), data=np.arange(days, dtype=COUNTER_DTYPE),
                chunks=(min(days, 100_000),),
                attributes={"standard_name": "time", "units": time_units, "calendar": layout.calendar, "axis": "T"})  # fmt: skip
         create_named_array(group, layout.variable, dims=("member", "time", *layout.coords),
@@ -162,10 +171,10 @@ class EmulationStore(RolloutStore):
         create_named_array(group, "resume_state", dims=("member", "state_byte"),
                shape=(members, nbytes), chunks=(1, nbytes), dtype="uint8", fill_value=0,
                attributes={"long_name": "per-member resume state (climdiff internal)"})  # fmt: skip
-        create_named_array(group, "redraws", dims=("member",), data=np.zeros(members, dtype=np.int64),
-               chunks=(1,), attributes={"long_name": "days drawn again after a failed stability check"})  # fmt: skip
-        create_named_array(group, "stopped_day", dims=("member",), data=np.full(members, -1, dtype=np.int64),
-               chunks=(1,), attributes={"long_name": "index of the day a member stopped at (-1: ran to the end)"})  # fmt: skip
+        create_named_array(group, "redraws", dims=("member",), data=np.zeros(members, dtype=COUNTER_DTYPE),
+               chunks=(1,), attributes=counter_attrs(REDRAWS))  # fmt: skip
+        create_named_array(group, "stopped_day", dims=("member",), data=np.full(members, -1, dtype=COUNTER_DTYPE),
+               chunks=(1,), attributes=counter_attrs(STOPPED.format("day")))  # fmt: skip
         return cls._seal(path, group, layout, config, attrs)  # type: ignore[return-value]
 
     def load_state(self, member: int) -> MemberState | None:
@@ -191,9 +200,10 @@ class EmulationStore(RolloutStore):
         dim = f"time_{period}"
         resampled = field.resample(time=MEAN_PERIODS[period])
         mean = resampled.mean(skipna=False).rename(time=dim)
-        days = field["time"].resample(time=MEAN_PERIODS[period]).count().rename(time=dim)
+        days = field["time"].resample(time=MEAN_PERIODS[period]).count().rename(time=dim).astype(COUNTER_DTYPE)
+        days.attrs = counter_attrs(f"days in each {period} mean")  # not the time axis's attributes
         mean.attrs = {**field.attrs, "cell_methods": "time: mean", "long_name": f"{period} mean of {self.variable}"}
-        out = xr.Dataset({f"{self.variable}_{period}": mean, f"days_{period}": days.assign_attrs(long_name=f"days in each {period} mean")})
+        out = xr.Dataset({f"{self.variable}_{period}": mean, f"days_{period}": days})
         out[dim].attrs = {"standard_name": "time", "long_name": f"first day of each {period} period", "axis": "T"}
         out[dim].encoding = {"units": field["time"].encoding["units"], "calendar": field["time"].encoding["calendar"]}
         out = out.drop_vars([c for c in out.coords if c not in out.dims and c != dim])
@@ -230,24 +240,27 @@ class ForecastStore(RolloutStore):
         group = cls._new_group(path, layout, members)
         starts, frame_shape = len(init_days), layout.frame_shape
         time_attrs = {"units": time_units, "calendar": layout.calendar}
-        create_named_array(group, "init_time", dims=("init_time",), data=np.asarray(init_days, dtype=np.int64),
+        create_named_array(group, "init_time", dims=("init_time",), data=np.asarray(init_days, dtype=COUNTER_DTYPE),
                attributes={**time_attrs, "standard_name": "forecast_reference_time",
                            "long_name": "last reference day the forecast is conditioned on"})  # fmt: skip
-        lead = np.arange(1, leads + 1, dtype=np.int64)
+        lead = np.arange(1, leads + 1, dtype=COUNTER_DTYPE)
         create_named_array(group, "lead", dims=("lead",), data=lead,
                attributes={"standard_name": "forecast_period", "units": "days", "long_name": "lead time"})  # fmt: skip
-        create_named_array(group, "valid_time", dims=("init_time", "lead"), data=init_days[:, None] + lead[None],
+        valid = np.asarray(init_days, dtype=COUNTER_DTYPE)[:, None] + lead[None]
+        create_named_array(group, "valid_time", dims=("init_time", "lead"), data=valid,
                attributes={**time_attrs, "standard_name": "time", "long_name": "day the forecast is valid for"})  # fmt: skip
         create_named_array(group, layout.variable, dims=("init_time", "lead", "member", *layout.coords),
                shape=(starts, leads, members, *frame_shape[-2:]), chunks=(1, leads, members, *frame_shape[-2:]),
                dtype="float32", fill_value=np.nan, attributes={**layout.variable_attrs, "coordinates": "valid_time"})  # fmt: skip
+        done = counter_attrs("1 where every lead and member of the start is written")
         create_named_array(group, "completed", dims=("init_time",), data=np.zeros(starts, dtype=np.int8),
-               chunks=(1,), attributes={"long_name": "1 where every lead and member of the start is written"})  # fmt: skip
-        create_named_array(group, "redraws", dims=("init_time", "member"), data=np.zeros((starts, members), dtype=np.int64),
-               chunks=(1, members), attributes={"long_name": "days drawn again after a failed stability check"})  # fmt: skip
+               chunks=(1,), attributes=done)  # fmt: skip
+        create_named_array(group, "redraws", dims=("init_time", "member"),
+               data=np.zeros((starts, members), dtype=COUNTER_DTYPE), chunks=(1, members),
+               attributes=counter_attrs(REDRAWS))  # fmt: skip
         create_named_array(group, "stopped_lead", dims=("init_time", "member"),
-               data=np.full((starts, members), -1, dtype=np.int64), chunks=(1, members),
-               attributes={"long_name": "index of the lead a member stopped at (-1: ran to the end)"})  # fmt: skip
+               data=np.full((starts, members), -1, dtype=COUNTER_DTYPE), chunks=(1, members),
+               attributes=counter_attrs(STOPPED.format("lead")))  # fmt: skip
         return cls._seal(path, group, layout, config, attrs)  # type: ignore[return-value]
 
     def completed(self) -> np.ndarray:
