@@ -89,7 +89,8 @@ class EDMPrecond(nn.Module):
             inputs = torch.cat([inputs, cond.to(x.dtype)], dim=1)
         elif cond is not None:
             raise ValueError("this model is unconditional but was given conditioning frames")
-        features = self.backbone(inputs, c_noise.flatten()) if doy is None else self.backbone(inputs, c_noise.flatten(), doy)
+        c_noise = c_noise.flatten()
+        features = self.backbone(inputs, c_noise) if doy is None else self.backbone(inputs, c_noise, doy)
         return c_skip * x + c_out * features
 
 

@@ -145,7 +145,9 @@ class NoiseEmbedding(nn.Module):
     old checkpoint loads and computes exactly as before.
     """
 
-    def __init__(self, noise_channels: int, emb_channels: int, kind: str = "positional", day_of_year: bool = False) -> None:
+    def __init__(
+        self, noise_channels: int, emb_channels: int, kind: str = "positional", day_of_year: bool = False
+    ) -> None:
         super().__init__()
         half = noise_channels // 2
         if kind == "positional":
