@@ -170,3 +170,15 @@ def test_day_of_year_setting_round_trips_and_old_configurations_build_unconditio
     assert not any("doy" in key for key in a.state_dict())
     for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
         assert ka == kb and torch.equal(va, vb)
+
+
+def test_guidance_hands_the_date_to_a_conditioned_discriminator() -> None:
+    from climdiff.sampling.guidance import discriminator_guide, logit_gradient
+
+    disc = tiny("disc", padding="latlon", day_of_year=True)
+    x, cond = _inputs("disc")
+    sigma = torch.full((2,), 0.5, dtype=torch.float64)
+    january, july = torch.tensor([0.0, 0.0]), torch.tensor([0.5, 0.5])
+    guided = discriminator_guide(disc, cond, 11.5, january)(x, sigma)
+    torch.testing.assert_close(guided, logit_gradient(disc, x, sigma, cond, 11.5, january))
+    assert not torch.allclose(guided, logit_gradient(disc, x, sigma, cond, 11.5, july))
