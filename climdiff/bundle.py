@@ -29,6 +29,7 @@ from climdiff.atomic import atomic_write, atomic_write_bytes
 from climdiff.checkpoint import describe_checkpoint, file_sha256, load_checkpoint
 from climdiff.data.store import open_training_store
 from climdiff.errors import ClimdiffError
+from climdiff.models.presets import conditions_on_day_of_year
 from climdiff.resume import OutputHeader, claim_output
 from climdiff.sampling.config import SamplerConfig
 from climdiff.zarr_io import store_meta
@@ -80,8 +81,13 @@ def _read_bundle_meta(path: Path) -> dict[str, Any] | None:
 SETTINGS_KEYS = ("mode", "sampler", *SHARED_KEYS, "initial_dates")
 
 
+# Settings added later: hashed only when present, so bundles written before them still verify.
+OPTIONAL_SETTINGS_KEYS = ("day_of_year",)
+
+
 def _settings(meta: dict[str, Any]) -> dict[str, Any]:
-    return {key: meta.get(key) for key in SETTINGS_KEYS}
+    optional = {key: meta[key] for key in OPTIONAL_SETTINGS_KEYS if key in meta}
+    return {**{key: meta.get(key) for key in SETTINGS_KEYS}, **optional}
 
 
 def _bundle_digest(files: dict[str, str], settings: dict[str, Any]) -> str:
@@ -153,6 +159,8 @@ def make_bundle(
         "sampler": sampler.to_dict(),
         **shared,
         "initial_dates": dates,
+        # which models take the generated day's date (doy, the year fraction) in the bundle's calendar
+        "day_of_year": {kind: conditions_on_day_of_year(header["model"]) for kind, header in headers.items()},
     }
     claim_output(out, kind=BUNDLE_KIND, config=settings, overwrite=overwrite, header=_header(out), noun="bundle")
     out.mkdir(exist_ok=True)
@@ -236,5 +244,5 @@ def describe_bundle(path: Path) -> dict[str, Any]:
     """What `climdiff info` shows about a bundle (after verifying it)."""
     bundle = load_bundle(path)
     keys = ("name", "mode", "climdiff_version", "grid", "variable", "calendar", "normalization",
-            "sampler", "initial_dates", "parameters", "bundle_sha256")  # fmt: skip
+            "sampler", "day_of_year", "initial_dates", "parameters", "bundle_sha256")  # fmt: skip
     return {"path": str(Path(path).resolve()), "kind": BUNDLE_KIND, **{k: bundle.meta.get(k) for k in keys}}

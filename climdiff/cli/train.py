@@ -39,6 +39,19 @@ def train(
     disc_sigma_max: Annotated[
         float | None, typer.Option(help="Discriminator: widen half of the noise draws log-uniformly up to this sigma.")
     ] = None,
+    area_weighted: Annotated[
+        bool | None,
+        typer.Option(
+            "--area-weighted/--no-area-weighted",
+            help="IDM/VDM on lat-lon grids: weight the loss by cos(lat). [default: on]",
+        ),
+    ] = None,
+    day_of_year: Annotated[
+        bool | None,
+        typer.Option(
+            "--day-of-year/--no-day-of-year", help="Condition the model on the target day's day of year. [default: off]"
+        ),
+    ] = None,
     amp: Annotated[bool | None, typer.Option("--amp/--no-amp", help="bf16 mixed precision (CUDA only).")] = None,
     device: Device = "auto",
     threads: Threads = None,
@@ -55,6 +68,7 @@ def train(
         "preset": preset, "steps": steps, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "warmup_steps": warmup_steps, "ema_decay": ema_decay, "checkpoint_every": checkpoint_every,
         "val_every": val_every, "seed": seed, "crop": crop, "disc_sigma_max": disc_sigma_max, "amp": amp,
+        "area_weighted": area_weighted, "day_of_year": day_of_year,
     }  # fmt: skip
     file_values = read_config_file(config) if config is not None else {}
     cfg = resolve_config(kind.value, file_values, flags)

@@ -7,11 +7,14 @@
   candidate that is the true next day (label 1) or a real day at a wrong offset ``l != 1``
   (label 0), classes balanced.
 
-Every item is a tensor of shape ``(frames, channels, H, W)``, oldest frame first.
+Every item is a tensor of shape ``(frames, channels, H, W)``, oldest frame first. Each dataset
+names the *target day* of an item (``target_frame``): the day the model generates or judges,
+whose date day-of-year conditioning gives it (:meth:`FrameSource.year_fraction`).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ import torch
 import zarr
 from torch.utils.data import Dataset
 
+from climdiff.data.seasons import store_year_fraction
 from climdiff.data.store import open_training_store
 from climdiff.errors import ClimdiffError
 from climdiff.zarr_io import store_meta
@@ -76,6 +80,18 @@ class FrameSource(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         return torch.from_numpy(self.frame(index))
 
+    def target_frame(self, index: int) -> int:
+        """The day item ``index`` is: itself."""
+        return index
+
+    @functools.cached_property
+    def _year_fractions(self) -> np.ndarray:
+        return store_year_fraction(self.path, self.start, self.stop)
+
+    def year_fraction(self, indices: list[int]) -> torch.Tensor:
+        """Year fractions (:mod:`climdiff.data.seasons`) of the split's frames ``indices``, float32."""
+        return torch.from_numpy(self._year_fractions[indices].astype(np.float32))
+
     def destandardise(self, x: torch.Tensor) -> torch.Tensor:
         """Back to physical units."""
         return x * self.std + self.mean
@@ -110,6 +126,10 @@ class ConsecutiveWindows(Dataset):
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.source.frames(list(range(index, index + self.length)))
+
+    def target_frame(self, index: int) -> int:
+        """The window's newest day (the one the VDM generates)."""
+        return index + self.length - 1
 
 
 def offset_distribution(n: int, length: int, std: float) -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +182,11 @@ class OffsetPairs(Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, index])
         offsets, probs = offset_distribution(n, len(self.source), self.std)
         return int(rng.choice(offsets, p=probs))
+
+    def target_frame(self, index: int) -> int:
+        """Day n + 1, the day the sampler would generate after x^n, for negatives too: the date
+        must not tell a negative's candidate apart."""
+        return index // 2 + 2
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         n = index // 2 + 1

@@ -9,18 +9,20 @@ from climdiff.models.edm import (
     edm_loss_weight,
     per_sample_sigma,
 )
-from climdiff.models.padding import PADDING_KINDS, PaddedConv2d, pad2d
+from climdiff.models.padding import PADDING_KINDS, PaddedConv2d, check_grid_shape, pad2d
 from climdiff.models.presets import (
     MODEL_KINDS,
     PRESETS,
+    backbone_settings,
     build_model,
+    conditions_on_day_of_year,
     config_for,
     disc_config,
     idm_config,
     model_config,
     vdm_config,
 )
-from climdiff.models.unet import UNet, UNetConfig, count_parameters
+from climdiff.models.unet import UNet, UNetConfig, count_parameters, season_features
 
 __all__ = [
     "MODEL_KINDS",
@@ -33,7 +35,10 @@ __all__ = [
     "TimeDiscriminator",
     "UNet",
     "UNetConfig",
+    "backbone_settings",
     "build_model",
+    "check_grid_shape",
+    "conditions_on_day_of_year",
     "config_for",
     "count_parameters",
     "disc_config",
@@ -43,5 +48,6 @@ __all__ = [
     "model_config",
     "pad2d",
     "per_sample_sigma",
+    "season_features",
     "vdm_config",
 ]

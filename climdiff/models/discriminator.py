@@ -28,6 +28,10 @@ precision where d saturates. Training uses ``binary_cross_entropy_with_logits`` 
 
 Global pooling makes the output invariant to periodic shifts (multiples of the
 downsampling factor) on the square domain and lets one net judge crops and full grids alike.
+
+With ``day_of_year`` the discriminator also takes the date of the day being judged (the day
+n+1 the sampler generates, also for a negative whose candidate is another day), added to the
+noise embedding as in the U-Net (:class:`~climdiff.models.unet.NoiseEmbedding`).
 """
 
 from __future__ import annotations
@@ -83,16 +87,17 @@ def statistics_pooling(h: torch.Tensor) -> torch.Tensor:
 
 
 class TimeDiscriminator(nn.Module):
-    """``forward(candidate, sigma, cond) -> logits (B,)``; candidate (B, C, H, W) noisy at sigma,
-    cond (B, cond_frames * C, H, W) clean, ordered x^n then x^{n-1} (any fixed order works if
-    training and sampling agree)."""
+    """``forward(candidate, sigma, cond[, doy]) -> logits (B,)``; candidate (B, C, H, W) noisy at
+    sigma, cond (B, cond_frames * C, H, W) clean, ordered x^n then x^{n-1} (any fixed order works if
+    training and sampling agree); ``doy`` the year fraction of day n+1, for (only for) a
+    discriminator configured with ``day_of_year``."""
 
     def __init__(self, config: DiscriminatorConfig) -> None:
         super().__init__()
         self.config = config
         cfg = config
         assert cfg.noise_channels is not None and cfg.emb_channels is not None
-        self.embedding = NoiseEmbedding(cfg.noise_channels, cfg.emb_channels, cfg.embedding)
+        self.embedding = NoiseEmbedding(cfg.noise_channels, cfg.emb_channels, cfg.embedding, cfg.day_of_year)
         self.encoder = Encoder(cfg, cfg.in_channels)
         self.head = nn.Sequential(
             nn.Linear(2 * self.encoder.out_channels, cfg.head_width),
@@ -106,7 +111,14 @@ class TimeDiscriminator(nn.Module):
     def precondition(self, candidate: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         return tendency_inputs(candidate, sigma, cond, self.config.tendency_scale, self.config.channels)
 
-    def forward(self, candidate: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor) -> torch.Tensor:
+    @property
+    def day_of_year(self) -> bool:
+        """Whether the discriminator needs the date of the day it judges (``doy``)."""
+        return self.config.day_of_year
+
+    def forward(
+        self, candidate: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor, doy: torch.Tensor | None = None
+    ) -> torch.Tensor:
         cfg = self.config
         if candidate.shape[1] != cfg.channels or cond.shape[1] != cfg.cond_frames * cfg.channels:
             raise ValueError(
@@ -114,5 +126,5 @@ class TimeDiscriminator(nn.Module):
                 f"conditioning channels, got {candidate.shape[1]} and {cond.shape[1]}"
             )
         sigma = per_sample_sigma(sigma, candidate)
-        h, _ = self.encoder(self.precondition(candidate, sigma, cond), self.embedding(sigma.log().flatten() / 4))
+        h, _ = self.encoder(self.precondition(candidate, sigma, cond), self.embedding(sigma.log().flatten() / 4, doy))
         return self.head(statistics_pooling(h)).squeeze(-1)

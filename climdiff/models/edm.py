@@ -15,7 +15,9 @@ since they carry no noise.
 
 The loss draws ln(sigma) ~ N(P_mean, P_std^2) and weights the squared error by
 w(sigma) = (sigma^2 + sd^2) / (sigma sd)^2 = 1 / c_out^2, which makes the effective target of F
-unit-variance at every sigma.
+unit-variance at every sigma. On a lat-lon grid it may also weight every cell by its area
+(``cell_weights``, cos(lat) normalised to mean 1): a cell near a pole covers a small part of the
+sphere, and without the weights the polar caps would count as much as the tropics do.
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ class EDMPrecond(nn.Module):
     """D(x; sigma[, cond]) around a backbone F(x, c_noise); the IDM, or the VDM when conditional.
 
     The backbone must take ``channels + cond_channels`` input channels and return ``channels``.
+    ``doy`` (the target day's year fraction) is passed on to the backbone, which requires it if it
+    is conditioned on the day of the year and refuses it otherwise.
     """
 
     def __init__(self, backbone: nn.Module, sigma_data: float, cond_channels: int = 0) -> None:
@@ -63,7 +67,18 @@ class EDMPrecond(nn.Module):
         self.sigma_data = float(sigma_data)
         self.cond_channels = int(cond_channels)
 
-    def forward(self, x: torch.Tensor, sigma: torch.Tensor | float, cond: torch.Tensor | None = None) -> torch.Tensor:
+    @property
+    def day_of_year(self) -> bool:
+        """Whether the denoiser needs the target day's date (``doy``)."""
+        return bool(getattr(self.backbone.config, "day_of_year", False))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        sigma: torch.Tensor | float,
+        cond: torch.Tensor | None = None,
+        doy: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         sigma = per_sample_sigma(sigma, x)
         c_skip, c_out, c_in, c_noise = edm_coefficients(sigma, self.sigma_data)
         inputs = c_in * x
@@ -74,20 +89,26 @@ class EDMPrecond(nn.Module):
             inputs = torch.cat([inputs, cond.to(x.dtype)], dim=1)
         elif cond is not None:
             raise ValueError("this model is unconditional but was given conditioning frames")
-        return c_skip * x + c_out * self.backbone(inputs, c_noise.flatten())
+        c_noise = c_noise.flatten()
+        features = self.backbone(inputs, c_noise) if doy is None else self.backbone(inputs, c_noise, doy)
+        return c_skip * x + c_out * features
 
 
 class EDMLoss:
     """EDM's denoising score-matching loss; ``__call__`` returns one loss per sample, shape (B,).
 
-    ln sigma ~ N(P_mean, P_std^2); loss = mean over elements of w(sigma) (D(y + sigma n; sigma) - y)^2.
-    Pass ``generator`` to make sigma and noise reproducible independently of the global RNG.
+    ln sigma ~ N(P_mean, P_std^2); loss = mean over elements of w(sigma) a (D(y + sigma n; sigma) - y)^2,
+    with per-cell weights a (``cell_weights``, mean 1; 1 when not given). Pass ``generator`` to make
+    sigma and noise reproducible independently of the global RNG.
     """
 
-    def __init__(self, sigma_data: float, P_mean: float = -1.2, P_std: float = 1.2) -> None:
+    def __init__(
+        self, sigma_data: float, P_mean: float = -1.2, P_std: float = 1.2, cell_weights: torch.Tensor | None = None
+    ) -> None:
         self.sigma_data = float(sigma_data)
         self.P_mean = float(P_mean)
         self.P_std = float(P_std)
+        self.cell_weights = cell_weights  # broadcastable to a batch, e.g. (H, 1) for weights by latitude
 
     def sample_sigma(self, batch: int, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw (batch, 1, 1, 1) noise levels from the training distribution."""
@@ -100,10 +121,11 @@ class EDMLoss:
         y: torch.Tensor,
         cond: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        doy: torch.Tensor | None = None,
     ) -> torch.Tensor:
         sigma = self.sample_sigma(y.shape[0], y, generator)
         noise = torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        return self.at(net, y, sigma, noise, cond)
+        return self.at(net, y, sigma, noise, cond, doy)
 
     def at(
         self,
@@ -112,9 +134,14 @@ class EDMLoss:
         sigma: torch.Tensor,
         noise: torch.Tensor,
         cond: torch.Tensor | None = None,
+        doy: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss for given noise levels (B, 1, 1, 1) and noise: for callers that draw them
-        themselves (the training loop seeds every example on its own)."""
-        denoised = net(y + sigma * noise, sigma, cond)
+        themselves (the training loop seeds every example on its own). ``doy`` is passed to a
+        net conditioned on the day of the year."""
+        denoised = net(y + sigma * noise, sigma, cond, doy)
         weight = edm_loss_weight(sigma, self.sigma_data)
-        return (weight * (denoised.to(y.dtype) - y) ** 2).flatten(1).mean(dim=1)  # bf16 under autocast
+        error = (denoised.to(y.dtype) - y) ** 2  # bf16 under autocast
+        if self.cell_weights is not None:
+            error = error * self.cell_weights.to(error)
+        return (weight * error).flatten(1).mean(dim=1)

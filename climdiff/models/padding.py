@@ -20,7 +20,8 @@ have no edges, so the padding reproduces each grid's own neighbours instead:
 Downsampling (2 x 2 average pooling) and upsampling (nearest) need no padding, and they keep
 these semantics: a 2 x 2 average of a periodic field is periodic, and on a lat-lon grid a
 180-degree shift of W longitudes is a shift by W/2 at every level as long as the coarsest level
-still has an even number of longitudes (checked when padding).
+still has an even number of longitudes (:func:`check_grid_shape`). A 32 x 64 grid thus fits
+three levels (coarsest 8 x 16), 180 x 360 fits three (45 x 90) but not four.
 """
 
 from __future__ import annotations
@@ -39,6 +40,21 @@ def check_padding_kind(kind: str) -> None:
     """Raise ``ValueError`` for an unknown padding kind (configs come from JSON, so check early)."""
     if kind not in PADDING_KINDS:
         raise ValueError(f"unknown padding kind {kind!r}; expected one of {', '.join(PADDING_KINDS)}")
+
+
+def check_grid_shape(shape: tuple[int, int], levels: int, kind: str) -> None:
+    """Raise ``ValueError`` unless a (H, W) grid fits a network of ``levels`` resolutions padded by
+    ``kind``: H and W survive ``levels - 1`` halvings exactly and, on a lat-lon grid, the coarsest
+    level keeps an even number of longitudes (the pole padding shifts rows by half of them)."""
+    factor = 2 ** (levels - 1)
+    h, w = shape
+    if h % factor or w % factor:
+        raise ValueError(f"grid {h}x{w} is not divisible by {factor} (2**(levels-1)) as this network needs")
+    if kind == "latlon" and (w // factor) % 2:
+        raise ValueError(
+            f"grid {h}x{w} leaves {w // factor} longitudes (odd) at the coarsest of {levels} levels; "
+            "lat-lon padding needs an even number there (use fewer levels or another longitude count)"
+        )
 
 
 def pad_latlon_poles(x: torch.Tensor, pad: int) -> torch.Tensor:

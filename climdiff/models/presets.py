@@ -148,6 +148,18 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     return EDMPrecond(UNet(backbone), sigma_data=float(config["sigma_data"]), cond_channels=cond_channels)
 
 
+def backbone_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The backbone part of a model configuration: ``config["backbone"]`` of an IDM or VDM, the
+    whole configuration of a discriminator (its encoder settings sit at the top level)."""
+    return config["backbone"] if "backbone" in config else config
+
+
+def conditions_on_day_of_year(config: dict[str, Any]) -> bool:
+    """Whether a model configuration (any kind) takes the target day's date; False for
+    configurations written before the option existed."""
+    return bool(backbone_settings(config).get("day_of_year", False))
+
+
 def model_config(model: nn.Module) -> tuple[str, dict[str, Any]]:
     """(kind, configuration dict) of a model built by ``build_model``; the inverse of it."""
     if isinstance(model, TimeDiscriminator):

@@ -41,6 +41,7 @@ from torch import nn
 
 from climdiff.models.padding import (
     PaddedConv2d,
+    check_grid_shape,
     check_padding_kind,
     downsample,
     upsample,
@@ -57,7 +58,9 @@ class BackboneConfig:
 
     ``noise_channels`` (size of the c_noise features) defaults to ``base_channels`` and
     ``emb_channels`` (width of the embedding MLP) to ``4 * base_channels``, as in DDPM++; both are
-    filled in on construction so that a stored configuration is explicit.
+    filled in on construction so that a stored configuration is explicit. ``day_of_year`` makes
+    the net take the target day's date as a second condition (:class:`NoiseEmbedding`); it is
+    off by default, and a configuration stored without it (older checkpoints) builds without it.
     """
 
     base_channels: int = 64
@@ -71,6 +74,7 @@ class BackboneConfig:
     embedding: Literal["positional", "fourier"] = "positional"
     padding: str = "periodic"
     norm_groups: int = 32
+    day_of_year: bool = False
 
     def __post_init__(self) -> None:
         # JSON gives lists; the dataclass promises tuples (hashable, comparable with presets).
@@ -133,9 +137,17 @@ class NoiseEmbedding(nn.Module):
     "positional": cos/sin at frequencies 10000**(-i/(n/2-1)), i = 0..n/2-1 (DDPM++, as in EDM).
     "fourier": cos/sin at fixed random frequencies of scale 16 (NCSN++); the frequencies are a
     buffer drawn from a fixed seed, so they are stored with the weights and rebuilt identically.
+
+    With ``day_of_year``, the date of the target day enters the same way EDM's networks take a
+    class label: a linear map of its features (:func:`season_features`) is added to the noise
+    features before the MLP, so every residual block's scale and shift can depend on the season.
+    The layer exists only then, so the weights of an unconditioned net keep their names and an
+    old checkpoint loads and computes exactly as before.
     """
 
-    def __init__(self, noise_channels: int, emb_channels: int, kind: str = "positional") -> None:
+    def __init__(
+        self, noise_channels: int, emb_channels: int, kind: str = "positional", day_of_year: bool = False
+    ) -> None:
         super().__init__()
         half = noise_channels // 2
         if kind == "positional":
@@ -150,10 +162,30 @@ class NoiseEmbedding(nn.Module):
             nn.Linear(emb_channels, emb_channels),
             nn.SiLU(),
         )
+        self.doy = nn.Linear(2, noise_channels) if day_of_year else None
 
-    def forward(self, c_noise: torch.Tensor) -> torch.Tensor:
+    def forward(self, c_noise: torch.Tensor, doy: torch.Tensor | None = None) -> torch.Tensor:
         angles = c_noise.reshape(-1, 1).to(self.freqs.dtype) * self.freqs
-        return self.mlp(torch.cat([angles.cos(), angles.sin()], dim=1))
+        features = torch.cat([angles.cos(), angles.sin()], dim=1)
+        if self.doy is not None:
+            if doy is None:
+                raise ValueError("this model is conditioned on the day of the year: pass doy (the year fraction)")
+            features = features + self.doy(season_features(doy, len(features)).to(features.dtype))
+        elif doy is not None:
+            raise ValueError("this model has no day-of-year conditioning, but was given doy")
+        return self.mlp(features)
+
+
+def season_features(doy: torch.Tensor | float, batch: int) -> torch.Tensor:
+    """(sin, cos)(2 pi doy), shape (batch, 2), from ``doy`` = the fraction of the year before
+    the target day ((day of year - 1) / days in that year, :func:`climdiff.data.seasons.year_fraction`):
+    one value for the batch or one per item. The two features make 31 December and 1 January
+    neighbours, whatever the calendar's year length."""
+    doy = torch.as_tensor(doy).reshape(-1, 1)
+    if doy.shape[0] not in (1, batch):
+        raise ValueError(f"doy has {doy.shape[0]} values for a batch of {batch}")
+    angle = 2.0 * math.pi * doy.to(torch.float64)
+    return torch.cat([angle.sin(), angle.cos()], dim=1).expand(batch, 2)
 
 
 class _Resample(nn.Module):
@@ -269,6 +301,7 @@ class Encoder(nn.Module):
     def __init__(self, cfg: BackboneConfig, in_channels: int) -> None:
         super().__init__()
         self.levels = cfg.levels
+        self.padding = cfg.padding
         channels = cfg.base_channels
         self.conv_in = PaddedConv2d(in_channels, channels, 3, cfg.padding)
         self.skip_channels = [channels]
@@ -284,15 +317,8 @@ class Encoder(nn.Module):
                 self.skip_channels.append(channels)
         self.out_channels = channels
 
-    def check_shape(self, x: torch.Tensor) -> None:
-        """Raise ``ValueError`` unless H and W survive ``levels - 1`` halvings exactly."""
-        factor = 2 ** (self.levels - 1)
-        h, w = x.shape[-2:]
-        if h % factor or w % factor:
-            raise ValueError(f"grid {h}x{w} is not divisible by {factor} (2**(levels-1)) as this network needs")
-
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        self.check_shape(x)
+        check_grid_shape(tuple(x.shape[-2:]), self.levels, self.padding)
         x = self.conv_in(x)
         skips = [x]
         for step in self.steps:
@@ -302,14 +328,16 @@ class Encoder(nn.Module):
 
 
 class UNet(nn.Module):
-    """DDPM++ U-Net: ``forward(x, c_noise)`` maps (B, in, H, W) and (B,) to (B, out, H, W)."""
+    """DDPM++ U-Net: ``forward(x, c_noise[, doy])`` maps (B, in, H, W) and (B,) to (B, out, H, W);
+    ``doy`` (the target day's year fraction, (B,)) is required by, and only accepted by, a net
+    configured with ``day_of_year``."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         self.config = config
         cfg = config
         assert cfg.noise_channels is not None and cfg.emb_channels is not None
-        self.embedding = NoiseEmbedding(cfg.noise_channels, cfg.emb_channels, cfg.embedding)
+        self.embedding = NoiseEmbedding(cfg.noise_channels, cfg.emb_channels, cfg.embedding, cfg.day_of_year)
         self.encoder = Encoder(cfg, cfg.in_channels)
         channels = self.encoder.out_channels
         self.mid = nn.ModuleList(
@@ -329,8 +357,8 @@ class UNet(nn.Module):
         self.conv_out = PaddedConv2d(channels, cfg.out_channels, 3, cfg.padding)
         init_ddpmpp(self)
 
-    def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
-        emb = self.embedding(c_noise)
+    def forward(self, x: torch.Tensor, c_noise: torch.Tensor, doy: torch.Tensor | None = None) -> torch.Tensor:
+        emb = self.embedding(c_noise, doy)
         x, skips = self.encoder(x, emb)
         for step in self.mid:
             x = step(x, emb)

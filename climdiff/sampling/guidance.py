@@ -14,18 +14,22 @@ from torch import nn
 from climdiff.sampling.edm import Guide
 
 
-def logit_gradient(disc: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, clip: float) -> torch.Tensor:
-    """grad_x clamp(l(x; sigma, cond), -clip, clip), one gradient per batch item.
+def logit_gradient(
+    disc: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, clip: float, doy: torch.Tensor | None = None
+) -> torch.Tensor:
+    """grad_x clamp(l(x; sigma, cond[, doy]), -clip, clip), one gradient per batch item.
 
     Summing the logits before differentiating is exact: each logit depends on its own item only.
+    ``doy`` (the generated day's year fraction) is for a discriminator conditioned on the date.
     """
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
-        logit = disc(x, sigma, cond).clamp(-clip, clip)
+        logit = (disc(x, sigma, cond) if doy is None else disc(x, sigma, cond, doy)).clamp(-clip, clip)
         (grad,) = torch.autograd.grad(logit.sum(), x)
     return grad
 
 
-def discriminator_guide(disc: nn.Module, cond: torch.Tensor, clip: float) -> Guide:
-    """The guide callable for :func:`~climdiff.sampling.edm.edm_sample`, conditioned on ``cond``."""
-    return lambda x, sigma: logit_gradient(disc, x, sigma, cond, clip)
+def discriminator_guide(disc: nn.Module, cond: torch.Tensor, clip: float, doy: torch.Tensor | None = None) -> Guide:
+    """The guide callable for :func:`~climdiff.sampling.edm.edm_sample`, conditioned on ``cond``
+    (and on ``doy`` for a discriminator that takes the date)."""
+    return lambda x, sigma: logit_gradient(disc, x, sigma, cond, clip, doy)

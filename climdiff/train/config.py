@@ -24,7 +24,11 @@ _PAPER_DISC = dict(epochs=500, batch_size=8)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Every setting of a training run; the whole of it identifies the run for resume."""
+    """Every setting of a training run; the whole of it identifies the run for resume.
+
+    ``area_weighted``: weight the EDM loss (IDM, VDM) by cell area, cos(lat), on lat-lon grids (no
+    effect on the periodic square). ``day_of_year``: condition the model on the target day's date.
+    """
 
     kind: str
     preset: str = "small"
@@ -48,6 +52,8 @@ class TrainConfig:
     offset_std: float = 2.0
     crop: int | None = None
     disc_sigma_max: float | None = None
+    area_weighted: bool = True
+    day_of_year: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in MODEL_KINDS:

@@ -34,7 +34,8 @@ from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
 from climdiff.checkpoint import save_checkpoint
 from climdiff.errors import ClimdiffError
-from climdiff.models.presets import build_model, config_for
+from climdiff.models.padding import check_grid_shape
+from climdiff.models.presets import backbone_settings, build_model, config_for
 from climdiff.models.unet import count_parameters
 from climdiff.progress import ProgressReporter
 from climdiff.resume import OutputHeader, claim_output
@@ -170,6 +171,11 @@ def _fit(
         padding=task.train_frames.grid["kind"],
         **{**task.model_settings(), **config.model},
     )
+    backbone = backbone_settings(model_cfg)
+    try:
+        check_grid_shape(task.train_frames.shape[-2:], len(backbone["channel_mult"]), backbone["padding"])
+    except ValueError as err:
+        raise ClimdiffError(f"{data}: {err}") from None
     raw = build_model(config.kind, model_cfg).to(device)
     ema = EMA(raw, config.ema_decay)
     optimizer = torch.optim.AdamW(raw.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -202,7 +208,7 @@ def _fit(
             task.set_epoch(epoch)
             indices = _batch_indices(config, step, steps_per_epoch, n_examples)
             mine = slice(world.rank * local_batch, (world.rank + 1) * local_batch)
-            batch = task.collate([task.train_set[i] for i in indices[mine]]).to(device)
+            batch = task.batch("train", indices[mine]).to(device)
             generators = [sample_generator(config.seed, step, p) for p in range(config.batch_size)[mine]]
             for group in optimizer.param_groups:
                 group["lr"] = config.lr * min(1.0, (step + 1) / max(config.warmup_steps, 1))

@@ -4,6 +4,12 @@ All randomness of a training example (its noise level, noise, crop) comes from a
 seeded by (run seed, step, position in the global batch). A sample's draw therefore does not
 depend on how the batch is split across processes or on whether the run was resumed, which is
 what makes resume exact and a DDP step equal to a single-process step on the full batch.
+
+On a lat-lon grid the EDM loss of the IDM and the VDM weights every cell by its area
+(``area_weighted``, on by default; see :func:`cell_weights`). The discriminator needs no such
+weights: its loss is one binary cross-entropy per sample, not a sum over cells. With
+``day_of_year`` each batch carries the year fraction of its target day (the day generated or
+judged; :mod:`climdiff.data.seasons`), which every model kind then takes as a condition.
 """
 
 from __future__ import annotations
@@ -20,7 +26,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
+from climdiff.data.latlon import LatLonGrid
 from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs
+from climdiff.errors import ClimdiffError
 from climdiff.models.conditioning import conditioning
 from climdiff.models.edm import EDMLoss
 from climdiff.seeding import keyed_generator
@@ -60,18 +68,32 @@ def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
+def cell_weights(grid: dict[str, Any]) -> torch.Tensor | None:
+    """Per-cell loss weights of a grid: cos(latitude) normalised to mean 1, shape (n_lat, 1), on a
+    lat-lon grid; None (every cell alike) on the periodic square, whose cells all have one area.
+
+    Mean 1 keeps the loss on the scale of the unweighted one, so learning rates carry over.
+    """
+    if grid.get("kind") != "latlon":
+        return None
+    weights = np.cos(np.deg2rad(LatLonGrid.from_meta(grid).lat))
+    return torch.from_numpy(weights / weights.mean()).to(torch.float32)[:, None]
+
+
 @dataclass
 class Batch:
-    """A collated batch: the target/candidate, conditioning days (or None), labels, offsets."""
+    """A collated batch: the target/candidate, conditioning days (or None), labels, offsets, and
+    the target day's year fraction (with day-of-year conditioning)."""
 
     target: torch.Tensor
     cond: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     offsets: torch.Tensor | None = None
+    doy: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> Batch:
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
-        return Batch(move(self.target), move(self.cond), move(self.labels), move(self.offsets))
+        return Batch(move(self.target), move(self.cond), move(self.labels), move(self.offsets), move(self.doy))
 
 
 class Task:
@@ -90,14 +112,24 @@ class Task:
         raise NotImplementedError
 
     def model_settings(self) -> dict[str, Any]:
-        """Model configuration values that come from the data (not from the preset)."""
-        return {}
+        """Model configuration values that come from the data or the training settings (not from
+        the preset)."""
+        return {"day_of_year": True} if self.config.day_of_year else {}
 
     def set_epoch(self, epoch: int) -> None:
         """Vary epoch-dependent draws (the discriminator's negatives)."""
 
     def collate(self, items: Sequence[Any]) -> Batch:
         raise NotImplementedError
+
+    def batch(self, split: str, indices: Sequence[int]) -> Batch:
+        """The examples ``indices`` of the ``"train"`` or ``"validation"`` set, collated, with
+        their target days' year fractions when the models are conditioned on the date."""
+        frames, dataset = (self.train_frames, self.train_set) if split == "train" else (self.val_frames, self.val_set)
+        batch = self.collate([dataset[i] for i in indices])
+        if self.config.day_of_year:
+            batch.doy = frames.year_fraction([dataset.target_frame(i) for i in indices])
+        return batch
 
     def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
         raise NotImplementedError
@@ -124,7 +156,7 @@ class Task:
         count = min(len(self.val_set), self.config.val_batches * self.config.batch_size)
         starts = range(0, count, self.config.batch_size)
         spans = [range(start, min(count, start + self.config.batch_size)) for start in starts]
-        return [(idx, self.collate([self.val_set[i] for i in idx]).to(device)) for idx in spans]
+        return [(idx, self.batch("validation", idx).to(device)) for idx in spans]
 
     @torch.no_grad()
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
@@ -146,6 +178,7 @@ class DiffusionTask(Task):
     def __init__(self, config: TrainConfig, data: Path) -> None:
         self.conditional = config.kind == "vdm"
         super().__init__(config, data)
+        self.cell_weights = cell_weights(self.train_frames.grid) if config.area_weighted else None
 
     def make_dataset(self, frames: FrameSource) -> Dataset:
         return ConsecutiveWindows(frames, 3) if self.conditional else frames
@@ -159,7 +192,8 @@ class DiffusionTask(Task):
     def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
         y = batch.target
         sigma, noise = self.draw(y, generators)
-        return EDMLoss(model_sigma_data(model), self.config.P_mean, self.config.P_std).at(model, y, sigma, noise, batch.cond)
+        loss = EDMLoss(model_sigma_data(model), self.config.P_mean, self.config.P_std, self.cell_weights)
+        return loss.at(model, y, sigma, noise, batch.cond, batch.doy)
 
 
 def model_sigma_data(model: nn.Module) -> float:
@@ -170,11 +204,19 @@ def model_sigma_data(model: nn.Module) -> float:
 class DiscriminatorTask(Task):
     """Binary cross-entropy: true next day (1) versus a real day at a wrong offset (0)."""
 
+    def __init__(self, config: TrainConfig, data: Path) -> None:
+        super().__init__(config, data)
+        if config.crop is not None and self.train_frames.grid.get("kind") == "latlon":
+            raise ClimdiffError(
+                "random crops are periodic in both axes and would join the poles; train the discriminator "
+                "on a lat-lon grid without --crop"
+            )
+
     def make_dataset(self, frames: FrameSource) -> Dataset:
         return OffsetPairs(frames, std=self.config.offset_std, seed=self.config.seed)
 
     def model_settings(self) -> dict[str, Any]:
-        return {"tendency_scale": self.train_frames.change_std()}
+        return {**super().model_settings(), "tendency_scale": self.train_frames.change_std()}
 
     def set_epoch(self, epoch: int) -> None:
         self.train_set.set_epoch(epoch)
@@ -208,12 +250,12 @@ class DiscriminatorTask(Task):
             roll = lambda t: t.roll((-dy % h, -dx % w), dims=(-2, -1))[..., :size, :size]  # noqa: E731
             targets.append(roll(batch.target[i]))
             conds.append(roll(batch.cond[i]))
-        return Batch(torch.stack(targets), torch.stack(conds), batch.labels, batch.offsets)
+        return Batch(torch.stack(targets), torch.stack(conds), batch.labels, batch.offsets, batch.doy)
 
     def logits(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
         batch = self.crop(batch, generators)
         sigma, noise = self.draw(batch.target, generators)
-        return model(batch.target + sigma * noise, sigma, batch.cond).float()
+        return judge(model, batch, sigma, noise)
 
     def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
         return F.binary_cross_entropy_with_logits(self.logits(model, batch, generators), batch.labels.float(), reduction="none")
@@ -231,7 +273,7 @@ class DiscriminatorTask(Task):
             for idx, batch in batches:
                 generators = [sample_generator(self.config.seed, 0, i, BAND_STREAM) for i in idx]
                 sigma, noise = self.draw(batch.target, generators, band_law)
-                scores.append(model(batch.target + sigma * noise, sigma, batch.cond).float().cpu().numpy())
+                scores.append(judge(model, batch, sigma, noise).cpu().numpy())
                 labels.append(batch.labels.cpu().numpy())
                 offsets.append(batch.offsets.cpu().numpy())
             s, y, o = np.concatenate(scores), np.concatenate(labels) > 0.5, np.concatenate(offsets)
@@ -242,6 +284,11 @@ class DiscriminatorTask(Task):
             metrics[f"acc_hard_{band}"] = float(((s[hard] > 0) == y[hard]).mean())
             metrics[f"auc_hard_{band}"] = roc_auc(s[hard], y[hard])
         return metrics
+
+
+def judge(model: nn.Module, batch: Batch, sigma: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """The discriminator's float32 logits for the batch's candidates noised at ``sigma``."""
+    return model(batch.target + sigma * noise, sigma, batch.cond, batch.doy).float()
 
 
 def make_task(config: TrainConfig, data: Path) -> Task:
