@@ -21,6 +21,11 @@ from climdiff.errors import StoreError
 from climdiff.resume import OutputHeader
 
 STORE_ATTR = "climdiff"
+# The kinds of climdiff Zarr store, as their headers name them. They live here, beside the header
+# they go in, so that readers (evaluate, info, export) need not import the code that writes them.
+TRAINING_KIND = "training-data"
+EMULATION_KIND = "emulation"
+FORECAST_KIND = "forecast"
 
 
 @contextmanager

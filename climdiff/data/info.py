@@ -10,9 +10,8 @@ import cftime
 import numpy as np
 import xarray as xr
 
-from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import StoreError
-from climdiff.zarr_io import STORE_ATTR, require_store
+from climdiff.zarr_io import STORE_ATTR, TRAINING_KIND, require_store
 
 
 def _date(value: float, units: str, calendar: str) -> str:

@@ -32,6 +32,7 @@ from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
 from climdiff.zarr_io import (
     STORE_ATTR,
+    TRAINING_KIND,
     consolidate,
     create_named_array,
     quiet_zarr,
@@ -40,7 +41,6 @@ from climdiff.zarr_io import (
 
 FORMAT_VERSION = 1
 STATE_FILE = "climdiff-resume.npz"
-TRAINING_KIND = "training-data"
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from typing import Any
 
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
-from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import ClimdiffError
 from climdiff.evaluate.families import (
     FAMILIES,
@@ -34,7 +33,7 @@ from climdiff.evaluate.report import write_report
 from climdiff.evaluate.sources import Source, check_comparable, open_source
 from climdiff.progress import ProgressReporter
 from climdiff.resume import OutputHeader, claim_output
-from climdiff.rollout.writer import EMULATION_KIND, FORECAST_KIND
+from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, TRAINING_KIND
 
 EVALUATION_KIND = "evaluation"
 HEADER_FILE = "evaluation.json"

@@ -47,7 +47,7 @@ from climdiff.sampling.config import SamplerConfig
 from climdiff.sampling.edm import edm_sample
 from climdiff.sampling.guidance import discriminator_guide
 from climdiff.seeding import keyed_generator
-from climdiff.train.distributed import init_world, local_device, shutdown
+from climdiff.process_group import init_world, local_device, shutdown
 from climdiff.zarr_io import read_header
 
 

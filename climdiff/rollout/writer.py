@@ -29,10 +29,8 @@ import xarray as xr
 import zarr
 
 from climdiff import __version__
-from climdiff.zarr_io import STORE_ATTR, consolidate, create_named_array
+from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, STORE_ATTR, consolidate, create_named_array
 
-EMULATION_KIND = "emulation"
-FORECAST_KIND = "forecast"
 # period name -> pandas/cftime resampling frequency (periods start on their first day)
 MEAN_PERIODS = {"monthly": "MS", "annual": "YS"}
 RNG_BYTES = int(torch.Generator().get_state().numel())

@@ -40,7 +40,7 @@ from climdiff.progress import ProgressReporter
 from climdiff.resume import OutputHeader, claim_output
 from climdiff.runtime import resolve_device
 from climdiff.train.config import TrainConfig
-from climdiff.train.distributed import (
+from climdiff.process_group import (
     World,
     check_batch,
     init_world,
