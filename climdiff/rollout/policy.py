@@ -19,10 +19,11 @@ SMALL_CALL_POINTS = 16 * 32 * 32
 
 
 def chains_per_call(members: int, batch: int | None, *, forecast: bool = False) -> int:
-    """Chains one sampling call draws: ``batch`` (--batch), else every member of an emulation, or
-    at least :data:`FORECAST_BATCH` chains of a forecast set."""
+    """Chains one sampling call draws: ``batch`` (--batch, checked here), else every member of an
+    emulation, or at least :data:`FORECAST_BATCH` chains of a forecast set (the member count is
+    the configuration's to check, with its own message)."""
     if batch is None:
-        batch = max(members, FORECAST_BATCH) if forecast else members
+        return max(members, FORECAST_BATCH) if forecast else members
     if batch < 1:
         raise ClimdiffError(f"--batch must be positive, got {batch}")
     return batch
