@@ -1,4 +1,4 @@
-"""Bundles: everything `climdiff emulate` loads, in one directory (DESIGN.md section 3).
+"""Bundles: everything `climdiff emulate` loads, in one directory (docs/architecture.md, "Conventions").
 
 A bundle holds the image diffusion model and its discriminator (or a VDM), copied as verified
 checkpoints, the initial state (two consecutive days in physical units, with their dates), and
@@ -162,7 +162,7 @@ def make_bundle(
         # which models take the generated day's date (doy, the year fraction) in the bundle's calendar
         "day_of_year": {kind: conditions_on_day_of_year(header["model"]) for kind, header in headers.items()},
     }
-    claim_output(out, kind=BUNDLE_KIND, config=settings, overwrite=overwrite, header=_header(out), noun="bundle")
+    claim_output(out, kind=BUNDLE_KIND, config=settings, overwrite=overwrite, header=read_bundle_header(out), noun="bundle")
     out.mkdir(exist_ok=True)
     files = {}
     for kind, path in parts.items():
@@ -189,7 +189,8 @@ def make_bundle(
     return out
 
 
-def _header(out: Path) -> OutputHeader | None:
+def read_bundle_header(out: Path) -> OutputHeader | None:
+    """What a bundle directory says about itself, or None if it is not one."""
     meta = _read_bundle_meta(out)
     if meta is None:
         return None
@@ -244,5 +245,5 @@ def describe_bundle(path: Path) -> dict[str, Any]:
     """What `climdiff info` shows about a bundle (after verifying it)."""
     bundle = load_bundle(path)
     keys = ("name", "mode", "climdiff_version", "grid", "variable", "calendar", "normalization",
-            "sampler", "day_of_year", "initial_dates", "parameters", "bundle_sha256")  # fmt: skip
+            "sampler", "day_of_year", "initial_dates", "parameters", "bundle_sha256")
     return {"path": str(Path(path).resolve()), "kind": BUNDLE_KIND, **{k: bundle.meta.get(k) for k in keys}}

@@ -54,8 +54,10 @@ from climdiff.atomic import atomic_write_bytes
 from climdiff.errors import ClimdiffError
 from climdiff.models.presets import MODEL_KINDS, build_model, model_config
 from climdiff.models.unet import count_parameters
+from climdiff.resume import OutputHeader
 
 FORMAT_VERSION = 1
+CHECKPOINT_KIND = "checkpoint"
 METADATA_KEY = "climdiff"
 WEIGHT_SETS = ("model", "ema")
 _WRITTEN_KEYS = ("format_version", "kind", "model", "padding", "weights_sha256", "tensors", "written_by")
@@ -253,6 +255,17 @@ def load_checkpoint(
     model = _build(path, header, state)
     model.load_state_dict(state, strict=True)
     return model.to(device).eval(), header
+
+
+def read_checkpoint_header(path: PathLike) -> OutputHeader | None:
+    """What a file says about itself if it is a climdiff checkpoint (its metadata only, no tensors
+    read or checked), else None: a cheap test for `climdiff info`, which then verifies it fully."""
+    try:
+        with safetensors.safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = json.loads((f.metadata() or {})[METADATA_KEY])
+    except (safetensors.SafetensorError, OSError, ValueError, KeyError):
+        return None
+    return OutputHeader(kind=CHECKPOINT_KIND, config=meta if isinstance(meta, dict) else {}, complete=True)
 
 
 def describe_checkpoint(path: PathLike) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The one resume rule every command follows (DESIGN.md section 3).
+"""The one resume rule every command follows (docs/architecture.md, "Conventions").
 
 Re-running a command on an incomplete output whose stored configuration matches continues it;
 a complete output, or one made with another configuration, is refused unless ``--overwrite``.
@@ -25,6 +25,16 @@ class OutputHeader:
     kind: str
     config: dict[str, Any]
     complete: bool
+
+
+def read_json_header(file: Path) -> OutputHeader | None:
+    """The header of a directory output kept in a JSON file (``kind``, ``config``, ``complete``),
+    or None when ``file`` is missing, unreadable or not such a header."""
+    try:
+        meta = json.loads(Path(file).read_text())
+        return OutputHeader(kind=meta["kind"], config=meta.get("config", {}), complete=bool(meta.get("complete")))
+    except (OSError, ValueError, KeyError, TypeError):  # not ours, or unreadable
+        return None
 
 
 def canonical(config: dict[str, Any]) -> dict[str, Any]:

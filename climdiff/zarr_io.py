@@ -25,6 +25,11 @@ from climdiff.resume import OutputHeader
 STORE_ATTR = "climdiff"
 # 2: every attribute netCDF-serialisable (the header as JSON text), int32 counters, units throughout
 FORMAT_VERSION = 2
+# The kinds of climdiff Zarr store, as their headers name them. They live here, beside the header
+# they go in, so that readers (evaluate, info, export) need not import the code that writes them.
+TRAINING_KIND = "training-data"
+EMULATION_KIND = "emulation"
+FORECAST_KIND = "forecast"
 
 
 @contextmanager

@@ -78,7 +78,7 @@ def test_zonal_spectrum_puts_a_wave_at_its_wavenumber_and_weights_latitudes() ->
     field = latlon(np.broadcast_to(wave, (4, *wave.shape)).copy(), ("time", "lat", "lon"), nlon=nlon)
     spectrum = zonal_power_spectrum(field, lat_bands=[(-90, -30), (-30, 30), (30, 90)])
     assert spectrum.dims == ("band", "wavenumber") and spectrum.sizes["wavenumber"] == nlon // 2 + 1
-    for band, (lo, hi) in zip(spectrum["band"].values, [(-90, -30), (-30, 30), (30, 90)]):
+    for band, (lo, hi) in zip(spectrum["band"].values, [(-90, -30), (-30, 30), (30, 90)], strict=True):
         inside = (LAT >= lo) & (LAT <= hi)
         expected = np.average(amplitude[inside] ** 2 / 2, weights=np.cos(np.deg2rad(LAT[inside])))
         row = spectrum.sel(band=band)

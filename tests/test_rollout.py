@@ -12,10 +12,10 @@ import xarray as xr
 import zarr
 
 from climdiff.bundle import load_bundle
-from climdiff.cli.emulate import configure_sampling_threads
 from climdiff.errors import ClimdiffError, StoreError
 from climdiff.rollout.calendar import days_in_years, parse_date
 from climdiff.rollout.engine import DaySampler, EmulateConfig, emulate
+from climdiff.rollout.policy import configure_sampling_threads
 from climdiff.runtime import default_threads
 from climdiff.zarr_io import store_meta
 
@@ -154,7 +154,7 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
         assert (attrs["threads"], json.loads(attrs["guidance_thread"])) == expected
     before = torch.get_num_threads()
     try:  # a large call spreads its operations over the threads instead
-        assert configure_sampling_threads(2, small_call=False) is False and torch.get_num_threads() == 2
+        assert configure_sampling_threads(2, 32, (1, 32, 32)) is False and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
     for args, message in [

@@ -232,7 +232,7 @@ def test_cli_makes_a_store_and_info_describes_it(cli, tmp_path: Path) -> None:
     assert info["time"]["calendar"] == "noleap"
     png = tmp_path / "quicklook.png"
     table = cli("data", "info", out, "--plot", png)
-    assert table.exit_code == 0 and "energy budget" in table.stdout
+    assert table.exit_code == 0 and "energy_budget.injection_mean" in table.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

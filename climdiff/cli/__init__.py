@@ -14,10 +14,11 @@ import typer
 
 from climdiff import __version__
 from climdiff.cli import data
-from climdiff.cli.bundle import bundle, info
+from climdiff.cli.bundle import bundle
 from climdiff.cli.emulate import emulate
 from climdiff.cli.evaluate import evaluate
 from climdiff.cli.export import export
+from climdiff.cli.info import info
 from climdiff.cli.train import train
 from climdiff.errors import ClimdiffError
 

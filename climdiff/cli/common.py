@@ -56,7 +56,8 @@ def print_summary(title: str, summary: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
-    table = Table(title=title, show_header=False)
+    unfinished = summary.get("complete") is False
+    table = Table(title=title, show_header=False, caption="INCOMPLETE: re-run its command to finish it" if unfinished else None)
     table.add_column(style="bold")
     table.add_column()
     for key, text in flatten(summary):

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from climdiff.cli.common import (
     Device,
@@ -18,6 +15,7 @@ from climdiff.cli.common import (
     Quiet,
     Threads,
     command_line,
+    print_summary,
 )
 from climdiff.data.info import describe_training_store
 from climdiff.data.navier_stokes import TurbulenceConfig
@@ -95,37 +93,8 @@ def info(
         Path | None, typer.Option(help="Also write a PNG quick-look: last frame, energy budget, spectrum.")
     ] = None,
 ) -> None:
-    """Summarise a training store: grid, frames, split, statistics and energy budget."""
+    """Summarise a training store: grid, frames, split, statistics and energy budget (as `climdiff info` does)."""
     summary = describe_training_store(store)
     if plot is not None:
         plot_training_store(store, plot)
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-        return
-    table = Table(title=str(store), show_header=False)
-    table.add_column(style="bold")
-    table.add_column()
-    state = "complete" if summary["complete"] else "INCOMPLETE (re-run its command to finish it)"
-    table.add_row("kind", f"{summary['kind']} (format {summary['format_version']}, climdiff {summary['climdiff_version']})")
-    table.add_row("status", state)
-    table.add_row("frames", f"{summary['frames']} of {summary['frames_target']}")
-    table.add_row("grid", " x ".join(f"{k}={v}" for k, v in summary["grid"].items()))
-    if "time" in summary:
-        t = summary["time"]
-        table.add_row("time", f"{t['first']} .. {t['last']} ({t['calendar']})")
-    if "split" in summary:
-        table.add_row("split", ", ".join(f"{k} [{a}, {b})" for k, (a, b) in summary["split"].items()))
-    for name, stats in summary.get("stats", {}).items():
-        table.add_row(f"stats {name}", ", ".join(f"{k} {v:.4g}" for k, v in stats.items()))
-    if "energy_budget" in summary:
-        b = summary["energy_budget"]
-        table.add_row(
-            "energy budget",
-            f"injection {b['injection_mean']:.4g} ± {b['injection_standard_error']:.2g} (eps {b['eps']:g}); "
-            f"|residual|/eps {b['mean_abs_residual_over_eps']:.2e}; mean energy {b['energy_mean']:.4g}",
-        )
-    solver = summary["config"].get("solver", {})
-    table.add_row("solver", ", ".join(f"{k}={v}" for k, v in solver.items()))
-    run = {k: v for k, v in summary["config"].items() if k != "solver"}
-    table.add_row("run", ", ".join(f"{k}={v}" for k, v in run.items()))
-    Console().print(table)
+    print_summary(str(store), summary, as_json)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -22,26 +21,9 @@ from climdiff.errors import ClimdiffError
 from climdiff.rollout.calendar import days_in_years
 from climdiff.rollout.engine import EmulateConfig, first_day
 from climdiff.rollout.engine import emulate as run_emulation
-from climdiff.rollout.forecast import DEFAULT_BATCH, plan_forecast
 from climdiff.rollout.forecast import forecast as run_forecast
-from climdiff.runtime import configure_threads, default_threads
-
-# Measured on 2 cores with the 32x32 default: one member ran 25 % faster on one thread than on
-# two, eight members too; from 32 members on, threads pay (docs/benchmarks.md).
-SMALL_CALL_POINTS = 16 * 32 * 32
-
-
-def configure_sampling_threads(threads: int | None, small_call: bool) -> bool:
-    """Spend ``threads`` cores (None: all, or the Slurm allocation) on sampling, and say whether
-    the discriminator's guidance gets a thread of its own.
-
-    A small call runs fastest with one intra-op thread per network, so a second core is better
-    used running the guidance beside the IDM (1.3-1.4x faster per day for one member of the default,
-    with identical results); a large call spreads every operation over all the threads.
-    """
-    cores = default_threads() if threads is None else threads
-    configure_threads(1 if small_call else cores)
-    return small_call and cores >= 2
+from climdiff.rollout.forecast import plan_forecast
+from climdiff.rollout.policy import chains_per_call, configure_sampling_threads
 
 
 def emulate(
@@ -82,19 +64,18 @@ def emulate(
     if years is not None and years < 1:
         raise ClimdiffError(f"--years must be positive, got {years}")
     bundle = load_bundle(checkpoint if checkpoint is not None else embedded_bundle(model))
-    chains = batch or (members if init_from is None else max(members, DEFAULT_BATCH))
-    small_call = chains * math.prod(bundle.initial_state.shape[1:]) <= SMALL_CALL_POINTS
-    concurrent = configure_sampling_threads(threads, small_call)
+    chains = chains_per_call(members, batch, forecast=init_from is not None)
+    concurrent = configure_sampling_threads(threads, chains, tuple(bundle.initial_state.shape[1:]))
     n_days = days if days is not None else days_in_years(first_day(bundle, start), years)
     sampler = bundle.sampler.replace(guidance=guidance, steps=steps, guidance_sigma_max=guidance_sigma_max)
     config = EmulateConfig(days=n_days, members=members, seed=seed, start=start, time_chunk=time_chunk,
                            sampler=sampler, device=device, zarr_format=zarr_format,
-                           means=tuple(m.strip() for m in (means or "").split(",") if m.strip()))  # fmt: skip
+                           means=tuple(m.strip() for m in (means or "").split(",") if m.strip()))
     if init_from is not None:
         dates = [d for d in (start_dates or "").split(",") if d.strip()]
         plan = plan_forecast(bundle, init_from, config, starts=starts, start_dates=dates or None)
         done = run_forecast(bundle, init_from, out, plan, batch=batch, overwrite=overwrite, quiet=quiet,
-                            command=command_line(), concurrent_guide=concurrent)  # fmt: skip
+                            command=command_line(), concurrent_guide=concurrent)
         typer.echo(f"wrote {done.starts} start(s) x {done.leads} leads x {done.members} member(s) to {done.path}")
         if done.redraws:
             typer.echo(f"redrawn days (failed stability check): {done.redraws}", err=True)
@@ -102,7 +83,7 @@ def emulate(
             raise ClimdiffError(f"{done.stopped} forecast member(s) blew up and stopped; their later leads are NaN")
         return
     result = run_emulation(bundle, out, config, batch=batch, overwrite=overwrite, quiet=quiet, command=command_line(),
-                           concurrent_guide=concurrent)  # fmt: skip
+                           concurrent_guide=concurrent)
     typer.echo(f"wrote {result.members} member(s) x {result.days} days to {result.path}")
     if result.redraws:
         typer.echo(f"redrawn days (failed stability check): {result.redraws}", err=True)

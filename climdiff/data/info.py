@@ -10,9 +10,8 @@ import cftime
 import numpy as np
 import xarray as xr
 
-from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import StoreError
-from climdiff.zarr_io import require_store, store_meta
+from climdiff.zarr_io import TRAINING_KIND, require_store, store_meta
 
 
 def _date(value: float, units: str, calendar: str) -> str:

@@ -1,6 +1,6 @@
 """Normalisation statistics of a stored field, computed lazily chunk by chunk (dask).
 
-Statistics are scalar per variable over the training split (DESIGN.md, "Data"), accumulated in
+Statistics are scalar per variable over the training split (docs/architecture.md, "Conventions"), accumulated in
 float64 so long runs of float32 frames lose no precision.
 """
 

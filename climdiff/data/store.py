@@ -32,6 +32,7 @@ import zarr
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
 from climdiff.zarr_io import (
+    TRAINING_KIND,
     consolidate,
     create_named_array,
     quiet_zarr,
@@ -42,7 +43,6 @@ from climdiff.zarr_io import (
 )
 
 STATE_FILE = "climdiff-resume.npz"
-TRAINING_KIND = "training-data"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from climdiff.data.navier_stokes import ForcedTurbulence, TurbulenceConfig
 from climdiff.data.splits import split_counts
 from climdiff.data.statistics import field_statistics
 from climdiff.data.store import (
-    TRAINING_KIND,
     AppendableStore,
     Coordinate,
     TimeVariable,
@@ -35,7 +34,7 @@ from climdiff.metadata import COUNTER_DTYPE, field_attrs, grid_coordinates
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
 from climdiff.runtime import resolve_device, resolve_dtype
-from climdiff.zarr_io import read_header
+from climdiff.zarr_io import TRAINING_KIND, read_header
 
 VARIABLE = "vorticity"
 DIAGNOSTICS: dict[str, tuple[str, str]] = {

@@ -3,7 +3,7 @@
 Output folder ``DIR``:
 
 - ``evaluation.json``: what was asked (runs, reference, families, settings) and whether it is
-  complete; the resume rule of DESIGN.md section 3 reads it.
+  complete; the resume rule (climdiff/resume.py) reads it.
 - ``families/<family>.json``: each family's result, written atomically as soon as it is done,
   so an interrupted evaluation recomputes only the families not yet on disk.
 - ``results.json``: every headline number (schema in docs/evaluate.md).
@@ -21,8 +21,7 @@ from typing import Any
 
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
-from climdiff.data.store import TRAINING_KIND
-from climdiff.errors import ClimdiffError
+from climdiff.errors import ClimdiffError, StoreError
 from climdiff.evaluate.families import (
     FAMILIES,
     FORECAST_FAMILIES,
@@ -33,27 +32,24 @@ from climdiff.evaluate.plots import draw
 from climdiff.evaluate.report import write_report
 from climdiff.evaluate.sources import Source, check_comparable, open_source
 from climdiff.progress import ProgressReporter
-from climdiff.resume import OutputHeader, claim_output
-from climdiff.rollout.writer import EMULATION_KIND, FORECAST_KIND
+from climdiff.resume import OutputHeader, claim_output, read_json_header
+from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, TRAINING_KIND
 
 EVALUATION_KIND = "evaluation"
 HEADER_FILE = "evaluation.json"
 RESULTS_SCHEMA = 1
 
 
-def _read_header(out: Path) -> OutputHeader | None:
-    try:
-        meta = json.loads((out / HEADER_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return OutputHeader(kind=meta.get("kind", ""), config=meta.get("config", {}), complete=bool(meta.get("complete")))
+def read_evaluation_header(out: Path) -> OutputHeader | None:
+    """What an evaluation folder says about itself, or None if it is not one."""
+    return read_json_header(Path(out) / HEADER_FILE)
 
 
-def describe_evaluation(out: Path) -> dict[str, Any] | None:
-    """What an evaluation folder holds (for `climdiff info`), or None if it is not one."""
-    header = _read_header(Path(out))
+def describe_evaluation(out: Path) -> dict[str, Any]:
+    """What `climdiff info` shows about an evaluation folder."""
+    header = read_evaluation_header(Path(out))
     if header is None or header.kind != EVALUATION_KIND:
-        return None
+        raise StoreError(f"{out} is not a climdiff evaluation")
     done = sorted(p.stem for p in (Path(out) / "families").glob("*.json"))
     return {"path": str(out), "kind": header.kind, "complete": header.complete, **header.config, "families_done": done}
 
@@ -121,7 +117,7 @@ def evaluate(
     with ExitStack() as stack:
         if scheduler:  # before touching the output: an unreachable scheduler leaves nothing behind
             stack.enter_context(_client(scheduler))
-        if not claim_output(out, kind=EVALUATION_KIND, config=config, overwrite=overwrite, header=_read_header(out), noun="evaluation"):
+        if not claim_output(out, kind=EVALUATION_KIND, config=config, overwrite=overwrite, header=read_evaluation_header(out), noun="evaluation"):
             out.mkdir(exist_ok=True)
             _write_header(out, config, complete=False)
         (out / "families").mkdir(exist_ok=True)

@@ -15,10 +15,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import StoreError
-from climdiff.rollout.writer import EMULATION_KIND, FORECAST_KIND
-from climdiff.zarr_io import require_store, store_meta
+from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, TRAINING_KIND, require_store, store_meta
 
 SPATIAL = (("y", "x"), ("lat", "lon"))
 

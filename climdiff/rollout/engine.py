@@ -32,9 +32,11 @@ from climdiff.bundle import Bundle
 from climdiff.errors import ClimdiffError
 from climdiff.metadata import field_attrs, grid_coordinates
 from climdiff.models.conditioning import conditioning
+from climdiff.process_group import init_world, local_device, shutdown
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
 from climdiff.rollout.calendar import add_days, parse_date, time_units
+from climdiff.rollout.policy import chains_per_call
 from climdiff.rollout.writer import (
     EMULATION_KIND,
     MEAN_PERIODS,
@@ -47,7 +49,6 @@ from climdiff.sampling.config import SamplerConfig
 from climdiff.sampling.edm import edm_sample
 from climdiff.sampling.guidance import discriminator_guide
 from climdiff.seeding import keyed_generator
-from climdiff.train.distributed import init_world, local_device, shutdown
 from climdiff.zarr_io import read_header
 
 
@@ -270,9 +271,7 @@ def emulate(
     try:
         if tuple(bundle.initial_state.shape[1:2]) != (1,):
             raise ClimdiffError("emulate writes one variable per bundle; this bundle has several channels")
-        batch = config.members if batch is None else batch
-        if batch < 1:
-            raise ClimdiffError(f"--batch must be positive, got {batch}")
+        batch = chains_per_call(config.members, batch)
         identity = config.identity(bundle)
         sample = DaySampler(bundle, config.sampler, device, concurrent=concurrent_guide)
         if world.is_main:

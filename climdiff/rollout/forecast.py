@@ -37,12 +37,11 @@ from climdiff.rollout.engine import (
     store_layout,
     value_limit,
 )
+from climdiff.rollout.policy import chains_per_call
 from climdiff.rollout.writer import FORECAST_KIND, ForecastStore, MemberState
 from climdiff.runtime import resolve_device
 from climdiff.seeding import keyed_generator
 from climdiff.zarr_io import read_header, store_meta
-
-DEFAULT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -149,9 +148,7 @@ def forecast(
     out, rollout = Path(out), config.rollout
     reference = open_reference(reference_path, bundle)
     device = resolve_device(rollout.device)
-    batch = max(rollout.members, DEFAULT_BATCH) if batch is None else batch
-    if batch < 1:
-        raise ClimdiffError(f"--batch must be positive, got {batch}")
+    batch = chains_per_call(rollout.members, batch, forecast=True)
     variable = bundle.meta["variable"]["name"]
     frame = tuple(bundle.initial_state.shape[1:])
     identity = config.identity(bundle)

@@ -8,13 +8,13 @@ from typing import Any
 import cftime
 import xarray as xr
 
+from climdiff.metadata import structured
 from climdiff.rollout.writer import (
     EMULATION_KIND,
     FORECAST_KIND,
     MEAN_PERIODS,
     decode_state,
 )
-from climdiff.metadata import structured
 from climdiff.zarr_io import require_store, store_meta
 
 

@@ -33,10 +33,8 @@ import zarr
 
 from climdiff import __version__
 from climdiff.metadata import BOUNDS_DIM, COUNTER_DTYPE, MEMBER_ATTRS, cell_bounds, counter_attrs
-from climdiff.zarr_io import consolidate, create_named_array, store_attrs, update_header
+from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, consolidate, create_named_array, store_attrs, update_header
 
-EMULATION_KIND = "emulation"
-FORECAST_KIND = "forecast"
 # period name -> pandas/cftime resampling frequency (periods start on their first day)
 MEAN_PERIODS = {"monthly": "MS", "annual": "YS"}
 RNG_BYTES = int(torch.Generator().get_state().numel())

@@ -1,4 +1,4 @@
-"""Sampler settings: the EDM stochastic sampler and discriminator guidance (DESIGN.md section 1).
+"""Sampler settings: the EDM stochastic sampler and discriminator guidance (docs/architecture.md, "Where each formula lives").
 
 Defaults are the paper's turbulence settings (Hess et al. 2025, Table 2): 50 steps, sigma in
 [0.002, 80], rho 7, S_churn 55, S_noise 1.005, S_tmin 0, S_tmax 1000, guidance strength 14,

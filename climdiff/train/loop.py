@@ -32,22 +32,22 @@ from torch.nn.parallel import DistributedDataParallel
 
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
-from climdiff.checkpoint import save_checkpoint
+from climdiff.checkpoint import describe_checkpoint, save_checkpoint
 from climdiff.errors import ClimdiffError
 from climdiff.models.padding import check_grid_shape
 from climdiff.models.presets import backbone_settings, build_model, config_for
 from climdiff.models.unet import count_parameters
-from climdiff.progress import ProgressReporter
-from climdiff.resume import OutputHeader, claim_output
-from climdiff.runtime import resolve_device
-from climdiff.train.config import TrainConfig
-from climdiff.train.distributed import (
+from climdiff.process_group import (
     World,
     check_batch,
     init_world,
     local_device,
     shutdown,
 )
+from climdiff.progress import ProgressReporter
+from climdiff.resume import OutputHeader, claim_output, read_json_header
+from climdiff.runtime import resolve_device
+from climdiff.train.config import TrainConfig
 from climdiff.train.ema import EMA
 from climdiff.train.metrics import MetricsLog
 from climdiff.train.state import load_state, save_state
@@ -61,11 +61,12 @@ CHECKPOINT_FILE = "model.safetensors"
 
 def read_run_header(out: Path) -> OutputHeader | None:
     """What a training run directory says about itself, or None if it is not one."""
-    try:
-        meta = json.loads((out / RUN_FILE).read_text())
-        return OutputHeader(kind=meta["kind"], config=meta["config"], complete=bool(meta["complete"]))
-    except Exception:  # not ours, or unreadable
-        return None
+    return read_json_header(Path(out) / RUN_FILE)
+
+
+def describe_run(out: Path) -> dict[str, Any]:
+    """What `climdiff info` shows about a training run: its record and its (verified) checkpoint."""
+    return {"run": json.loads((Path(out) / RUN_FILE).read_text()), "checkpoint": describe_checkpoint(Path(out) / CHECKPOINT_FILE)}
 
 
 def _write_run(out: Path, config: dict[str, Any], complete: bool, **extra: Any) -> None:

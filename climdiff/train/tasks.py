@@ -247,7 +247,7 @@ class DiscriminatorTask(Task):
         targets, conds = [], []
         for i, g in enumerate(generators):
             dy, dx = (int(v) for v in torch.randint(0, max(h, w), (2,), generator=g))
-            roll = lambda t: t.roll((-dy % h, -dx % w), dims=(-2, -1))[..., :size, :size]  # noqa: E731
+            roll = lambda t, dy=dy, dx=dx: t.roll((-dy % h, -dx % w), dims=(-2, -1))[..., :size, :size]  # noqa: E731
             targets.append(roll(batch.target[i]))
             conds.append(roll(batch.cond[i]))
         return Batch(torch.stack(targets), torch.stack(conds), batch.labels, batch.offsets, batch.doy)

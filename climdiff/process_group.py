@@ -1,8 +1,10 @@
-"""torchrun integration: one process per rank, DistributedDataParallel, gloo on CPU, nccl on GPU.
+"""torchrun integration shared by training and rollout: one process per rank, gloo on CPU, nccl on GPU.
 
-A plain ``climdiff train ...`` is a world of one; ``torchrun --nproc_per_node N -m climdiff
-train ...`` (or ``torchrun ... $(which climdiff) train ...``) runs N ranks, each taking an equal
-contiguous share of every global batch.
+A plain ``climdiff train ...`` or ``climdiff emulate ...`` is a world of one; ``torchrun
+--nproc_per_node N -m climdiff train ...`` (or ``torchrun ... $(which climdiff) emulate ...``)
+runs N ranks. Training gives each rank an equal contiguous share of every global batch
+(DistributedDataParallel); emulation gives each rank its own members. Both stages join the
+process group here, so rollout never imports the training package (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from climdiff.errors import ClimdiffError
 
 @dataclass(frozen=True)
 class World:
-    """This process's place among the training processes."""
+    """This process's place among the torchrun processes."""
 
     rank: int = 0
     size: int = 1
