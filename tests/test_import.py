@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from climdiff.data.importing import run as importing_run
 from climdiff.data.importing.regrid import make_regridder
 from climdiff.data.importing.run import ImportRun, import_store
 from climdiff.data.latlon import LatLonGrid
@@ -142,6 +143,7 @@ def test_store_feeds_training_through_the_log_transform(tmp_path: Path, cli: Cal
     seconds = _seconds(layout, (2000, 12, 25), 380)
     values = _values(380, layout) * np.float32(1e-4)
     values[:, 0, :3] = 0.0  # dry cells
+    values[9, 1, 1] = -1e-12  # packing noise, as in reanalyses: set to 0 with a warning
     src = write_netcdf(tmp_path / "pr_day.nc", layout, seconds, values)
     out = tmp_path / "pr.zarr"
     result = cli(
@@ -162,10 +164,12 @@ def test_store_feeds_training_through_the_log_transform(tmp_path: Path, cli: Cal
     )
     assert result.exit_code == 0, result.stderr
     assert "380 days of precipitation (lat=6 x lon=8)" in result.stdout
+    assert "set 1 negative daily precipitation value(s)" in result.stderr
     info = cli("data", "info", str(out), "--json")
     assert json.loads(info.stdout)["grid"] == {"lat": N_LAT, "lon": N_LON}
 
-    np.testing.assert_allclose(stored(out).values, values * 86400.0, rtol=1e-6)  # daily data: the stamp's day
+    np.testing.assert_allclose(stored(out).values, np.maximum(values, 0) * 86400.0, rtol=1e-6)  # the stamp's day
+    assert stored(out).values[9, 1, 1] == 0.0
     frames = FrameSource(out, "validation")
     z = frames.frames(list(range(len(frames)))).numpy()
     assert z.min() >= -1.0 - 1e-6 and z.max() <= 1.5  # training range maps to [-1, 1]
@@ -237,7 +241,7 @@ def test_zarr_input_and_sum_of_an_instantaneous_field_on_request(tmp_path: Path)
     values = _values(4 * 368, layout, seed=5)
     nc = write_netcdf(tmp_path / "tp.nc", layout, seconds, values)
     zarr_src = tmp_path / "tp_src.zarr"
-    xr.open_dataset(nc).to_zarr(zarr_src)
+    xr.open_dataset(nc).to_zarr(zarr_src, zarr_format=2)  # as most Zarr data in the wild
     out = tmp_path / "tp.zarr"
     import_store(out, run([zarr_src], how="sum"), quiet=True)
     expected = values.astype(np.float64).reshape(368, 4, N_LAT, N_LON).sum(axis=1)
@@ -300,7 +304,7 @@ def test_coarsening_that_does_not_divide_the_grid_is_refused(flags: dict, messag
 # ---- resume ------------------------------------------------------------------------------------
 
 
-def test_interrupted_import_resumes_to_the_same_store(tmp_path: Path) -> None:
+def test_interrupted_import_resumes_to_the_same_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     layout = Layout(step_hours=6)
     seconds = _seconds(layout, (2000, 12, 31, 6), 4 * 368)
     src = write_netcdf(tmp_path / "tp.nc", layout, seconds, _values(4 * 368, layout, seed=8) * np.float32(1e-3))
@@ -311,6 +315,7 @@ def test_interrupted_import_resumes_to_the_same_store(tmp_path: Path) -> None:
         if days == 96:
             raise KeyboardInterrupt
 
+    monkeypatch.setattr(importing_run, "READ_BUDGET", 5 * 4 * 8 * N_LAT * N_LON)  # read 5 days at a time: same days
     with pytest.raises(KeyboardInterrupt):
         import_store(parts, run([src], chunk=32), quiet=True, after_commit=interrupt)
     assert not header(parts)["complete"]
