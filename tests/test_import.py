@@ -408,10 +408,11 @@ def test_bad_inputs_are_refused_in_one_line_with_nothing_written(tmp_path: Path,
     assert not (tmp_path / "o.zarr").exists()
 
 
-def test_real_ncar_file_when_installed(tmp_path: Path) -> None:
-    """meccatemp.cdf (Debian's libncarg-data): a real netCDF temperature file, if present."""
+def test_real_ncar_file_is_refused_in_one_line_when_installed(tmp_path: Path) -> None:
+    """meccatemp.cdf (Debian's libncarg-data), a real netCDF file whose time axis has no reference date."""
     path = Path("/usr/share/ncarg/data/cdf/meccatemp.cdf")
     if not path.exists():
         pytest.skip("libncarg-data is not installed")
-    ds = xr.open_dataset(path, decode_times=False)
-    assert len(ds.data_vars)  # a smoke check that the reader sees the file; see docs/import.md
+    with pytest.raises(ClimdiffError, match="cannot date the steps"):
+        import_store(tmp_path / "t.zarr", run([path], var="t"), quiet=True)
+    assert not (tmp_path / "t.zarr").exists()

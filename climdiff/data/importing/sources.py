@@ -40,6 +40,7 @@ CALENDARS = {
     "360_day": "360_day",
     "julian": "julian",
 }
+_TIME_NAMES = ("time", "valid_time")
 _LAT_UNITS = {"degrees_north", "degree_north", "degree_n", "degrees_n", "degreen", "degreesn"}
 _LON_UNITS = {"degrees_east", "degree_east", "degree_e", "degrees_e", "degreee", "degreese"}
 
@@ -95,7 +96,7 @@ def _role(coord: xr.DataArray, name: str) -> str | None:
     """'time', 'lat' or 'lon' for a dimension's coordinate, by CF attributes, else by name."""
     units = str(coord.attrs.get("units", "")).lower()
     standard_name = str(coord.attrs.get("standard_name", "")).lower()
-    if " since " in units:
+    if " since " in units or standard_name == "time" or coord.attrs.get("axis") == "T" or name.lower() in _TIME_NAMES:
         return "time"
     if units in _LAT_UNITS or standard_name == "latitude" or name.lower() in ("lat", "latitude"):
         return "lat"
@@ -134,7 +135,13 @@ def open_source(path: Path, variable: str) -> Source:
     if raw_calendar not in CALENDARS:
         raise ClimdiffError(f"{path}: calendar {raw_calendar!r} is not supported (use one of {', '.join(CALENDARS)})")
     calendar = CALENDARS[raw_calendar]
-    dates = cftime.num2date(np.asarray(time.values), str(time.attrs["units"]), calendar=calendar)
+    time_units = str(time.attrs.get("units", ""))
+    if " since " not in time_units:
+        raise ClimdiffError(
+            f"{path}: the time coordinate {roles['time']!r} has units {time_units!r}, not 'UNITS since DATE'; "
+            "cannot date the steps"
+        )
+    dates = cftime.num2date(np.asarray(time.values), time_units, calendar=calendar)
     seconds = np.round(cftime.date2num(np.atleast_1d(dates), SECONDS, calendar=calendar)).astype(np.int64)
     source = Source(path, field, seconds, calendar, field.attrs.get("units"))
     _check_increasing(source)
