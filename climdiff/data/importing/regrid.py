@@ -45,7 +45,7 @@ class Regridder:
         values = fields[:, ::-1] if self.flip_lat else fields
         values = values[:, :, self.lon_order]
         if self.lat_weights is not None:
-            values = np.einsum("ij,tjk->tik", self.lat_weights, values)
+            values = self.lat_weights @ values  # broadcast over time
         if self.lon_weights is not None:
             values = values @ self.lon_weights
         return values
