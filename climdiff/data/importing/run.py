@@ -73,32 +73,39 @@ class ImportRun:
             raise ClimdiffError("give at least one input file")
 
 
+@dataclass(frozen=True)
+class StoredField:
+    """What the store holds of the source variable: name, units, daily aggregation, attributes, transform."""
+
+    name: str
+    units: str
+    how: str  # SUM or MEAN over the steps of a day
+    factor: float  # source units -> stored units, applied to the daily aggregate
+    attrs: dict[str, Any]
+    transform: dict[str, Any]
+
+
 @dataclass
 class ImportPlan:
-    """Everything known before reading data: files, days, split, grid, units and attributes."""
+    """Everything known before reading data: files, days, split, grid and the stored field."""
 
     run: ImportRun
     timeline: Timeline
     days: DayPlan
-    how: str
-    factor: float  # source units -> stored units, applied to the daily aggregate
-    name: str  # the stored variable
-    units: str
-    attrs: dict[str, Any]
-    transform: dict[str, Any]
+    field: StoredField
     regridder: Regridder
     split: dict[str, list[int]]
 
     @property
     def precipitation(self) -> bool:
-        return self.name == PRECIPITATION
+        return self.field.name == PRECIPITATION
 
     def identity(self) -> dict[str, Any]:
         """The configuration stored in (and compared against) the output: the run and its exact inputs."""
         return {
             "sources": [[str(s.path.resolve()), _size(s.path)] for s in self.timeline.sources],
             "variable": self.run.variable,
-            "how": self.how,
+            "how": self.field.how,
             "factor": self.run.factor,
             "grid": self.run.resolution,
             "years": {"train": self.run.train, "validation": self.run.validation, "test": self.run.test},
@@ -117,31 +124,35 @@ def plan_import(run: ImportRun) -> ImportPlan:
     sources = [open_source(path, run.variable) for path in expand_sources(list(run.sources))]
     timeline = build_timeline(sources)
     first = timeline.sources[0]
-    where = f"{first.path}: {run.variable}"
-    if is_precipitation(run.variable, first.field.attrs):
-        units = precipitation_units(first.units, where)
-        how = SUM if units.kind == AMOUNT else MEAN
-        if run.how not in ("auto", how):
-            raise ClimdiffError(
-                f"{where} is precipitation {units.kind} in {units.source!r}: its daily total is the "
-                f"{'sum' if how == SUM else 'mean'} over the day, not --how {run.how}"
-            )
-        name, stored_units, factor, transform = PRECIPITATION, PRECIPITATION_UNITS, units.factor, PRECIPITATION_OFFSET
-        attrs = dict(PRECIPITATION_ATTRS)
-    else:
-        how = MEAN if run.how == "auto" else run.how
-        if first.units:
-            parse_units(first.units, where)
-        name, stored_units, factor, transform = run.variable, first.units or "1", 1.0, {"name": STANDARDIZE}
-        attrs = {k: first.field.attrs[k] for k in ("standard_name", "long_name") if k in first.field.attrs}
-        attrs.update(units=stored_units, cell_methods=f"time: {how}")
-    days = plan_days(timeline, how)
+    field = stored_field(run, first.field.attrs, first.units, f"{first.path}: {run.variable}")
+    days = plan_days(timeline, field.how)
     years = np.array([d.year for d in cftime.num2date(days.days, DAYS, calendar=timeline.calendar)])
     ranges = {"train": run.train, "validation": run.validation, "test": run.test}
     flags = {"train": "--train", "validation": "--val", "test": "--test"}
     split = year_splits(years, {k: parse_years(v, flags[k]) for k, v in ranges.items()})
     regridder = make_regridder(first.lat, first.lon, factor=run.factor, resolution=run.resolution)
-    return ImportPlan(run, timeline, days, how, factor, name, stored_units, attrs, dict(transform), regridder, split)
+    return ImportPlan(run, timeline, days, field, regridder, split)
+
+
+def stored_field(run: ImportRun, attrs: dict[str, Any], units: str | None, where: str) -> StoredField:
+    """Precipitation becomes daily totals in mm day-1 (log transform); any other field keeps its units."""
+    if is_precipitation(run.variable, attrs):
+        kind = precipitation_units(units, where)
+        how = SUM if kind.kind == AMOUNT else MEAN
+        if run.how not in ("auto", how):
+            raise ClimdiffError(
+                f"{where} is precipitation {kind.kind} in {kind.source!r}: its daily total is the {how} over the day, "
+                f"not --how {run.how}"
+            )
+        return StoredField(
+            PRECIPITATION, PRECIPITATION_UNITS, how, kind.factor, dict(PRECIPITATION_ATTRS), dict(PRECIPITATION_OFFSET)
+        )
+    how = MEAN if run.how == "auto" else run.how
+    if units:
+        parse_units(units, where)
+    kept = {k: attrs[k] for k in ("standard_name", "long_name") if k in attrs}
+    field_attrs = {**kept, "units": units or "1", "cell_methods": f"time: {how}"}
+    return StoredField(run.variable, units or "1", how, 1.0, field_attrs, {"name": STANDARDIZE})
 
 
 def import_store(
@@ -167,13 +178,13 @@ def import_store(
     done = 0 if state is None else int(state["days"])
     store.truncate(done)
     total = int(plan.days.days.size)
-    label = f"import {plan.name} {plan.regridder.grid.n_lat}x{plan.regridder.grid.n_lon}"
+    label = f"import {plan.field.name} {plan.regridder.grid.n_lat}x{plan.regridder.grid.n_lon}"
     try:
         with ProgressReporter(label, total, unit="days", rate_label="days/s", quiet=quiet, completed=done) as progress:
             while done < total:
                 stop = min(total, (done // run.chunk + 1) * run.chunk)
                 t0 = time.perf_counter()
-                store.append({"time": plan.days.days[done:stop], plan.name: _daily_fields(plan, done, stop)})
+                store.append({"time": plan.days.days[done:stop], plan.field.name: _daily_fields(plan, done, stop)})
                 store.save_state({"days": np.int64(stop)})
                 progress.advance(stop - done, rate=(stop - done) / (time.perf_counter() - t0))
                 done = stop
@@ -197,7 +208,10 @@ def _daily_fields(plan: ImportPlan, start: int, stop: int) -> np.ndarray:
     parts = []
     for first in range(start, stop, per_read):
         last = min(stop, first + per_read)
-        daily = aggregate(_read_steps(plan, plan.days.steps(first, last)), plan.days.per_day, plan.how) * plan.factor
+        daily = (
+            aggregate(_read_steps(plan, plan.days.steps(first, last)), plan.days.per_day, plan.field.how)
+            * plan.field.factor
+        )
         if plan.precipitation:
             daily = _clip_negative(daily, plan.timeline, plan.days, first, last)
         parts.append(plan.regridder(daily).astype(np.float32))
@@ -244,7 +258,7 @@ def _create_store(out: Path, plan: ImportPlan, command: str) -> AppendableStore:
     time_attrs = {"standard_name": "time", "units": DAYS, "calendar": timeline.calendar, "axis": "T"}
     variables = [
         TimeVariable("time", dtype="int64", attrs=time_attrs),
-        TimeVariable(plan.name, dims=("lat", "lon"), shape=grid.shape, attrs=plan.attrs),
+        TimeVariable(plan.field.name, dims=("lat", "lon"), shape=grid.shape, attrs=plan.field.attrs),
     ]
     source_units = timeline.sources[0].units
     return AppendableStore.create(
@@ -252,7 +266,7 @@ def _create_store(out: Path, plan: ImportPlan, command: str) -> AppendableStore:
         kind=TRAINING_KIND,
         config=plan.identity(),
         attrs={
-            "title": f"{plan.name}, daily, imported by climdiff",
+            "title": f"{plan.field.name}, daily, imported by climdiff",
             "Conventions": "CF-1.10",
             "source": ", ".join(s.path.name for s in timeline.sources),
             "history": command,
@@ -261,18 +275,18 @@ def _create_store(out: Path, plan: ImportPlan, command: str) -> AppendableStore:
         variables=variables,
         time_chunk=plan.run.chunk,
         meta={
-            "variable": plan.name,
-            "units": plan.units,
+            "variable": plan.field.name,
+            "units": plan.field.units,
             "calendar": timeline.calendar,
             "grid": grid.meta(),
-            "transform": plan.transform,
+            "transform": plan.field.transform,
             "import": {
                 "source_variable": plan.run.variable,
                 "source_units": source_units,
-                "unit_factor": plan.factor,
+                "unit_factor": plan.field.factor,
                 "step_seconds": timeline.step,
                 "steps_per_day": plan.days.per_day,
-                "aggregation": plan.how,
+                "aggregation": plan.field.how,
                 "period_ending": plan.days.period_ending,
                 "source_grid": [int(s) for s in timeline.sources[0].field.shape[1:]],
                 "regrid": plan.regridder.describe(),
@@ -284,6 +298,6 @@ def _create_store(out: Path, plan: ImportPlan, command: str) -> AppendableStore:
 def _finalize(store: AppendableStore, plan: ImportPlan) -> None:
     """Raw training statistics and the split, then mark complete (idempotent if interrupted)."""
     train = plan.split["train"]
-    stats = field_statistics(store.path, plan.name, start=train[0], stop=train[1])
-    store.update_meta(complete=True, split=plan.split, stats={plan.name: stats})
+    stats = field_statistics(store.path, plan.field.name, start=train[0], stop=train[1])
+    store.update_meta(complete=True, split=plan.split, stats={plan.field.name: stats})
     store.drop_state()
