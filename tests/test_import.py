@@ -288,6 +288,15 @@ def test_rows_on_the_poles_are_remapped_and_coarsened_conserving_area_means(tmp_
     assert block.grid.lon0 == pytest.approx(22.5)  # the block's centre: its west edge is the source's
 
 
+def test_a_repeated_cyclic_longitude_is_left_out() -> None:
+    field = _values(2, Layout(), seed=9).astype(np.float64)
+    lon_180 = np.append(LON - 180.0, 180.0)  # -180 .. 180: the last column repeats the first
+    cyclic = np.concatenate([field[:, :, N_LON // 2 :], field[:, :, : N_LON // 2 + 1]], axis=2)
+    regrid = make_regridder(LAT, lon_180)
+    assert regrid.grid == LatLonGrid(N_LAT, N_LON)
+    np.testing.assert_array_equal(regrid(cyclic), field)
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

@@ -89,11 +89,16 @@ def _source_lat_edges(lat: np.ndarray) -> tuple[np.ndarray, bool]:
 
 
 def _lon_order(lon: np.ndarray) -> tuple[np.ndarray, float]:
-    """The column order that makes longitudes ascend in [0, 360), and the first cell's western edge."""
-    wrapped = np.mod(lon, 360.0)
+    """The column order that makes longitudes ascend in [0, 360), and the first cell's western edge.
+
+    A last column that repeats the first one a full turn later (-180 and 180, 0 and 360: the
+    "cyclic point" of plotting packages) is left out.
+    """
+    columns = lon.size - 1 if lon.size > 2 and abs(lon[-1] - lon[0] - 360.0) < _TOLERANCE else lon.size
+    wrapped = np.mod(lon[:columns], 360.0)
     order = np.argsort(wrapped, kind="stable")
     ordered = wrapped[order]
-    d = 360.0 / lon.size
+    d = 360.0 / columns
     if not np.allclose(np.diff(ordered), d, atol=_TOLERANCE):
         raise ClimdiffError(
             f"the {lon.size} longitudes ({lon[0]:g}, {lon[1]:g}, ..., {lon[-1]:g}) are not equally spaced over the "
@@ -132,7 +137,7 @@ def make_regridder(
     lat = np.asarray(lat, dtype=np.float64)
     flip = lat.size > 1 and lat[0] < lat[-1]
     lat_edges, pole_rows = _source_lat_edges(lat[::-1] if flip else lat)
-    order, west = _lon_order(np.asarray(lon, dtype=np.float64))
+    order, west = _lon_order(np.asarray(lon, dtype=np.float64))  # source columns, cyclic repeat left out
     cells = lat.size - 1 if pole_rows else lat.size  # rows on the poles span 180 degrees in n - 1 spacings
     n_lat, n_lon = _target_shape(cells, order.size, factor, resolution)
     target_lat_edges = 90.0 - np.arange(n_lat + 1) * (180.0 / n_lat)
