@@ -9,6 +9,7 @@ import xarray as xr
 import zarr
 
 from climdiff.bundle import load_bundle
+from climdiff.data.transforms import transform_from_normalization
 from climdiff.errors import ClimdiffError
 from climdiff.rollout.engine import EmulateConfig
 from climdiff.rollout.forecast import _initial_states, forecast, plan_forecast
@@ -64,7 +65,7 @@ def test_each_chain_starts_from_its_two_reference_days(bundle, learning_store, f
     plan, _ = four_starts
     reference = xr.open_zarr(learning_store)
     norm = bundle.meta["normalization"]
-    states = _initial_states(reference, "vorticity", plan, [1, 3], norm["mean"], norm["std"])
+    states = _initial_states(reference, "vorticity", plan, [1, 3], transform_from_normalization(norm))
     assert len(states) == 2 * 2  # start-major: (start 1, members 0, 1), (start 3, members 0, 1)
     for k, start in enumerate([1, 1, 3, 3]):
         i = plan.init_indices[start]

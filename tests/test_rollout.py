@@ -40,6 +40,7 @@ def test_store_is_cf_and_opens_with_decoded_dates(bundle, reference_run) -> None
     ds = xr.open_zarr(reference_run)
     assert ds["vorticity"].dims == ("member", "time", "y", "x") and ds["vorticity"].shape == (3, 6, 32, 32)
     assert ds["member"].attrs["standard_name"] == "realization"
+    assert ds["vorticity"].attrs["climdiff_transform"] == "standardize"
     assert isinstance(ds["time"].values[0], cftime.DatetimeNoLeap)
     last_initial = parse_date(bundle.initial_dates[-1][:10], "noleap")
     assert (ds["time"].values[0] - last_initial).days == 1

@@ -17,6 +17,7 @@ from climdiff.cli.common import (
     command_line,
     print_summary,
 )
+from climdiff.data.importing.run import HOWS, ImportRun, import_store
 from climdiff.data.info import describe_training_store
 from climdiff.data.navier_stokes import TurbulenceConfig
 from climdiff.data.quicklook import plot_training_store
@@ -83,6 +84,35 @@ def turbulence(
             else ""
         )
     )
+
+
+@app.command("import")
+def import_(
+    sources: Annotated[list[str], typer.Argument(help="NetCDF files or Zarr stores (globs allowed), any order.")],
+    variable: Annotated[str, typer.Option("--var", help="The variable to import, as named in the files.")],
+    out: OutPath,
+    train: Annotated[str, typer.Option(help="Training years, e.g. 1979-2000.")],
+    val: Annotated[str, typer.Option(help="Validation years, e.g. 2001-2010.")],
+    test: Annotated[str, typer.Option(help="Test years, e.g. 2011-2020.")],
+    how: Annotated[
+        str, typer.Option(help=f"Daily aggregation: {', '.join(HOWS)} (auto: sum amounts, average rates and others).")
+    ] = "auto",
+    factor: Annotated[int | None, typer.Option(help="Coarsen by k x k cells (area-weighted).")] = None,
+    grid: Annotated[float | None, typer.Option(help="Coarsen to cells of this many degrees (area-weighted).")] = None,
+    chunk: Annotated[int, typer.Option(help="Days per Zarr time chunk (and per resume commit).")] = 32,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Import a lat-lon field from NetCDF or Zarr files into a daily training store (resumable).
+
+    Precipitation becomes daily totals in mm day-1 with the log transform; other fields daily means.
+    Re-running the same command after an interruption continues where it stopped.
+    """
+    run = ImportRun(tuple(sources), variable, train, val, test, how=how, factor=factor, resolution=grid, chunk=chunk)
+    import_store(out, run, overwrite=overwrite, quiet=quiet, command=command_line())
+    summary = describe_training_store(out)
+    shape = " x ".join(f"{dim}={n}" for dim, n in summary["grid"].items())
+    typer.echo(f"wrote {summary['frames']} days of {summary['variable']} ({shape}) to {out}")
 
 
 @app.command()

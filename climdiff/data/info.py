@@ -37,7 +37,7 @@ def describe_training_store(path: Path) -> dict[str, Any]:
         "complete": meta["complete"],
         "frames": frames,
         "frames_target": config.get("frames", frames),
-        "grid": {dim: int(ds.sizes[dim]) for dim in ("y", "x") if dim in ds.sizes},
+        "grid": {dim: int(ds.sizes[dim]) for dim in ("y", "x", "lat", "lon") if dim in ds.sizes},
         "config": config,
     }
     if frames:

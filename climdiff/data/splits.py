@@ -6,9 +6,15 @@ another (consecutive days are strongly correlated), so validation measures gener
 
 from __future__ import annotations
 
+import itertools
+import re
+
+import numpy as np
+
 from climdiff.errors import ClimdiffError
 
 SPLITS = ("train", "validation", "test")
+_YEARS = re.compile(r"^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$")
 
 
 def split_counts(frames: int, fractions: tuple[float, ...] | list[float]) -> dict[str, list[int]]:
@@ -34,3 +40,32 @@ def parse_split(text: str) -> tuple[float, float, float]:
     if len(values) != 3:
         raise ClimdiffError(f"--split must be three numbers like 0.8,0.1,0.1, got {text!r}")
     return values  # type: ignore[return-value]
+
+
+def parse_years(text: str, flag: str) -> tuple[int, int]:
+    """``"1979-2000"`` (both years included) or ``"2005"`` from the command line."""
+    match = _YEARS.match(text.strip())
+    if not match or int(match[2] or match[1]) < int(match[1]):
+        raise ClimdiffError(f"{flag} must be a year range like 1979-2000 or one year, got {text!r}")
+    return int(match[1]), int(match[2] or match[1])
+
+
+def year_splits(years: np.ndarray, ranges: dict[str, tuple[int, int]]) -> dict[str, list[int]]:
+    """Half-open index ranges of each split from inclusive year ranges over days whose years are ``years``.
+
+    Every split must hold at least one day and the splits must not overlap; days outside all of
+    them stay in the store but in no split.
+    """
+    counts: dict[str, list[int]] = {}
+    for name in SPLITS:
+        first, last = ranges[name]
+        inside = np.flatnonzero((years >= first) & (years <= last))
+        if not inside.size:
+            raise ClimdiffError(
+                f"the {name} years {first}-{last} hold no imported day (the data cover {years[0]}-{years[-1]})"
+            )
+        counts[name] = [int(inside[0]), int(inside[-1]) + 1]
+    spans = sorted(counts.values())
+    if any(a[1] > b[0] for a, b in itertools.pairwise(spans)):
+        raise ClimdiffError(f"the train, validation and test years overlap: {ranges}")
+    return counts

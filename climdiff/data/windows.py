@@ -1,7 +1,9 @@
-"""Training access to a store: standardised frames, consecutive windows and offset pairs.
+"""Training access to a store: transformed frames, consecutive windows and offset pairs.
 
-* :class:`FrameSource` - one split's frames, standardised with the training statistics stored
-  in the data (held in memory when they fit, read lazily from Zarr otherwise);
+* :class:`FrameSource` - one split's frames in model space, through the store's data transform
+  (:mod:`climdiff.data.transforms`: standardised by default, log-min/max for precipitation) with
+  the training statistics stored in the data (held in memory when they fit, read lazily from
+  Zarr otherwise);
 * :class:`ConsecutiveWindows` - ``(x^{n-1}, x^n, x^{n+1})`` stacks for the VDM;
 * :class:`OffsetPairs` - the discriminator's examples: two clean conditioning days and a
   candidate that is the true next day (label 1) or a real day at a wrong offset ``l != 1``
@@ -26,6 +28,7 @@ from torch.utils.data import Dataset
 
 from climdiff.data.seasons import store_year_fraction
 from climdiff.data.store import open_training_store
+from climdiff.data.transforms import transform_from_header
 from climdiff.errors import ClimdiffError
 from climdiff.zarr_io import store_meta
 
@@ -33,7 +36,7 @@ DEFAULT_MEMORY_CAP = 4 * 2**30
 
 
 class FrameSource(Dataset):
-    """Standardised frames ``(x - mean) / std`` of one split, each of shape (C, H, W)."""
+    """Frames of one split in model space (the store's transform, e.g. ``(x - mean) / std``), each (C, H, W)."""
 
     def __init__(self, path: Path | str, split: str = "train", *, memory_cap: int = DEFAULT_MEMORY_CAP) -> None:
         ds = open_training_store(path)
@@ -49,8 +52,7 @@ class FrameSource(Dataset):
         self.store_config: dict[str, Any] = {"kind": meta["kind"], **meta["config"]}
         self.start, self.stop = meta["split"][split]
         self.stats: dict[str, float] = {k: float(v) for k, v in meta["stats"][self.variable].items()}
-        self.mean = self.stats["mean"]
-        self.std = self.stats["std"]
+        self.transform = transform_from_header(meta)
         field = ds[self.variable]
         self.shape = tuple(field.shape[1:])
         self.channels = 1 if field.ndim == 3 else int(field.shape[1])
@@ -61,13 +63,13 @@ class FrameSource(Dataset):
             self._memory = self._standardise(self._lazy[self.start : self.stop])
 
     def _standardise(self, values: np.ndarray) -> np.ndarray:
-        return ((values.astype(np.float32) - self.mean) / self.std).astype(np.float32)
+        return self.transform.forward(values.astype(np.float32)).astype(np.float32)
 
     def __len__(self) -> int:
         return self.stop - self.start
 
     def frame(self, index: int) -> np.ndarray:
-        """Frame ``index`` of the split (0-based), standardised, shape (C, H, W)."""
+        """Frame ``index`` of the split (0-based), in model space, shape (C, H, W)."""
         if not 0 <= index < len(self):
             raise IndexError(index)
         values = self._memory[index] if self._memory is not None else self._standardise(self._lazy[self.start + index])
@@ -94,10 +96,10 @@ class FrameSource(Dataset):
 
     def destandardise(self, x: torch.Tensor) -> torch.Tensor:
         """Back to physical units."""
-        return x * self.std + self.mean
+        return self.transform.inverse(x)
 
     def change_std(self, max_pairs: int = 2000) -> float:
-        """Standard deviation of the one-day change x^{n+1} - x^n (standardised units).
+        """Standard deviation of the one-day change x^{n+1} - x^n (model-space units).
 
         From at most ``max_pairs`` pairs evenly spread over the split (deterministic), which pins
         it to a few per cent; the discriminator uses it to scale its change inputs.

@@ -29,6 +29,7 @@ import torch
 
 from climdiff import __version__
 from climdiff.bundle import Bundle
+from climdiff.data.transforms import describe, transform_from_normalization
 from climdiff.errors import ClimdiffError
 from climdiff.metadata import field_attrs, grid_coordinates
 from climdiff.models.conditioning import conditioning
@@ -179,12 +180,7 @@ class DaySampler:
 
 def value_limit(bundle: Bundle, factor: float) -> float:
     """Largest acceptable |value| in model space: factor x the training data's largest excursion."""
-    norm = bundle.meta["normalization"]
-    if "min" in norm and "max" in norm:
-        excursion = max(abs(norm["min"] - norm["mean"]), abs(norm["max"] - norm["mean"])) / norm["std"]
-    else:  # checkpoints without the training range: five standard deviations
-        excursion = 5.0
-    return factor * excursion
+    return factor * transform_from_normalization(bundle.meta["normalization"]).excursion()
 
 
 def store_layout(bundle: Bundle, zarr_format: int) -> StoreLayout:
@@ -193,7 +189,10 @@ def store_layout(bundle: Bundle, zarr_format: int) -> StoreLayout:
     variable = bundle.meta["variable"]
     return StoreLayout(
         variable=variable["name"],
-        variable_attrs=field_attrs(variable),
+        variable_attrs={
+            **field_attrs(variable),
+            "climdiff_transform": describe(transform_from_normalization(bundle.meta["normalization"])),
+        },
         calendar=bundle.meta["calendar"],
         coords=coords,
         coord_attrs=coord_attrs,
@@ -306,9 +305,8 @@ def _run_members(
     after_commit: Callable[[int], None] | None,
 ) -> None:
     """Advance ``members`` to the end, block by block (a block = one time chunk)."""
-    norm = bundle.meta["normalization"]
-    mean, std = float(norm["mean"]), float(norm["std"])
-    initial = (bundle.initial_state - mean) / std
+    transform = transform_from_normalization(bundle.meta["normalization"])
+    initial = transform.forward(bundle.initial_state)
     states = {m: store.load_state(m) or MemberState(initial.clone(), keyed_generator(config.seed, m)) for m in members}
     limit = value_limit(bundle, config.blowup_factor)
     frame = tuple(bundle.initial_state.shape[2:])
@@ -333,7 +331,7 @@ def _run_members(
                         new = draw_checked(sample, [states[m] for m in running], day, limit, config.max_redraws)
                         for m, x in zip(running, new, strict=True):
                             if x is not None:
-                                block[cohort.index(m), day - first] = (x[0] * std + mean).numpy()
+                                block[cohort.index(m), day - first] = transform.inverse(x[0]).numpy()
                 # simulated member-years per wall-clock day
                 progress.advance(len(cohort), rate=len(cohort) / 365.0 / (time.perf_counter() - t0) * 86400.0)
             for i, m in enumerate(cohort):

@@ -25,6 +25,7 @@ import xarray as xr
 
 from climdiff.bundle import Bundle
 from climdiff.data.store import open_training_store
+from climdiff.data.transforms import Transform, transform_from_normalization
 from climdiff.errors import ClimdiffError
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
@@ -162,15 +163,14 @@ def forecast(
     # samples with the same batch layout as an uninterrupted one, so it is bit-identical
     groups = [list(range(lo, min(lo + per_call, len(completed)))) for lo in range(0, len(completed), per_call)]
     groups = [g for g in groups if not completed[g].all()]
-    norm = bundle.meta["normalization"]
-    mean, std = float(norm["mean"]), float(norm["std"])
+    transform = transform_from_normalization(bundle.meta["normalization"])
     limit = value_limit(bundle, rollout.blowup_factor)
     todo = sum(len(g) for g in groups)
     total = len(config.init_indices) * rollout.members * rollout.days
     done = (len(config.init_indices) - todo) * rollout.members * rollout.days
     with ProgressReporter(f"forecast {todo} start(s)", total, unit="member-days", quiet=quiet, completed=done) as bar:
         for group in groups:
-            states = _initial_states(reference, variable, config, group, mean, std)
+            states = _initial_states(reference, variable, config, group, transform)
             values = np.full((len(group), rollout.days, rollout.members, *frame[-2:]), np.nan, dtype=np.float32)
             for lead in range(rollout.days):
                 running = [i for i, s in enumerate(states) if not s.stopped]
@@ -179,7 +179,7 @@ def forecast(
                     new = draw_checked(sample, [states[i] for i in chunk], lead, limit, rollout.max_redraws)
                     for i, x in zip(chunk, new, strict=True):
                         if x is not None:
-                            values[i // rollout.members, lead, i % rollout.members] = (x[0] * std + mean).numpy()
+                            values[i // rollout.members, lead, i % rollout.members] = transform.inverse(x[0]).numpy()
                 bar.advance(len(states))
             for g, start in enumerate(group):
                 if completed[start]:
@@ -192,13 +192,13 @@ def forecast(
 
 
 def _initial_states(reference: xr.Dataset, variable: str, config: ForecastConfig, starts: list[int],
-                    mean: float, std: float) -> list[MemberState]:  # fmt: skip
+                    transform: Transform) -> list[MemberState]:  # fmt: skip
     """One state per (start, member), start-major: the two reference days up to the start."""
     states = []
     for start in starts:
         index = config.init_indices[start]
         days = reference[variable].isel(time=slice(index - 1, index + 1)).values.astype(np.float32)
-        last = (torch.from_numpy(days)[:, None] - mean) / std
+        last = transform.forward(torch.from_numpy(days)[:, None])
         for member in range(config.rollout.members):
             states.append(MemberState(last.clone(), keyed_generator(config.rollout.seed, index, member)))
     return states

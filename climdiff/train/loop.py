@@ -33,6 +33,7 @@ from torch.nn.parallel import DistributedDataParallel
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
 from climdiff.checkpoint import describe_checkpoint, save_checkpoint
+from climdiff.data.transforms import normalization_entry
 from climdiff.errors import ClimdiffError
 from climdiff.models.padding import check_grid_shape
 from climdiff.models.presets import backbone_settings, build_model, config_for
@@ -91,7 +92,7 @@ def _batch_indices(config: TrainConfig, step: int, steps_per_epoch: int, n_examp
 def _checkpoint_meta(task: Task, config: TrainConfig, data: Path, step: int, total: int, command: str) -> dict[str, Any]:
     frames = task.train_frames
     return {
-        "normalization": {"transform": "standardize", "variable": frames.variable, **frames.stats},
+        "normalization": normalization_entry(frames.transform, frames.variable, frames.stats),
         "grid": frames.grid,
         "variable": {"name": frames.variable, "units": frames.units},
         "calendar": frames.calendar,
