@@ -97,7 +97,7 @@ class CliResult:
     stderr: str
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli() -> Callable[..., CliResult]:
     """Run ``climdiff ARGS`` in-process through the real entry point (exit codes included)."""
     from climdiff.cli import main
