@@ -14,7 +14,13 @@ from climdiff.cli.emulate import configure_sampling_threads
 from climdiff.errors import ClimdiffError, StoreError
 from climdiff.rollout.calendar import days_in_years, parse_date
 from climdiff.rollout.engine import EmulateConfig, emulate
-from climdiff.rollout.steppers import DayStepper, GuidedStepper, TracedStepper, UnguidedStepper, day_stepper
+from climdiff.rollout.steppers import (
+    DayStepper,
+    GuidedStepper,
+    TracedStepper,
+    UnguidedStepper,
+    day_stepper,
+)
 from climdiff.runtime import default_threads
 
 

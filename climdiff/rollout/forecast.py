@@ -28,8 +28,8 @@ from climdiff.data.store import open_training_store
 from climdiff.errors import ClimdiffError
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
-from climdiff.rollout.calendar import parse_date, time_units
 from climdiff.rollout.blocks import Block, BlockRules, run_blocks
+from climdiff.rollout.calendar import parse_date, time_units
 from climdiff.rollout.engine import EmulateConfig, provenance, store_layout, value_limit
 from climdiff.rollout.steppers import DayStepper, day_stepper
 from climdiff.rollout.writer import FORECAST_KIND, ForecastStore, MemberState

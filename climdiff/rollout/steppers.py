@@ -80,7 +80,7 @@ class TracedStepper:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the tracer's notes on shape checks baked in per shape
                     self._traced[key] = torch.jit.trace(model, inputs, check_trace=False)
-            except Exception as err:  # noqa: BLE001 - any model the tracer cannot handle runs eagerly
+            except Exception as err:
                 warnings.warn(f"running the {kind} eagerly: it could not be traced ({err})", stacklevel=2)
                 self.trace = False
                 return model

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from climdiff.sampling.config import SamplerConfig
-from climdiff.sampling.edm import Guide, GuidanceTerm, in_window
+from climdiff.sampling.edm import GuidanceTerm, Guide, in_window
 
 
 def logit_gradient(disc: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, clip: float) -> torch.Tensor:
