@@ -10,7 +10,8 @@ day-stepper / block-loop refactor (issue 13, item 4), on a 2-core x86-64 CPU wit
   field ``forecast`` (init_time, lead, member, y, x), and ``reference_days``, the two reference days each
   start is conditioned on (so a changed solver or reference store is told apart from a changed rollout).
 
-The test re-runs the same commands (and an interrupted, resumed emulation) and asserts np.array_equal. Regenerate
+The test re-runs the same commands (and an interrupted, resumed emulation, and the emulation with ``--threads 2``,
+which puts the guidance on a thread of its own) and asserts np.array_equal. Regenerate
 the fixture ONLY deliberately, when a change is meant to alter the draws, and say so in the commit message:
 ``CLIMDIFF_REGENERATE_ROLLOUT_REFERENCE=1 python -m pytest tests/test_bit_identical.py``.
 """
@@ -32,7 +33,7 @@ from climdiff.rollout.writer import EmulationStore
 
 FIXTURE = Path(__file__).parent / "data" / "rollout_reference.npz"
 REGENERATE = os.environ.get("CLIMDIFF_REGENERATE_ROLLOUT_REFERENCE") == "1"
-EMULATE = ("emulate", "--days", "4", "--members", "2", "--seed", "3", "--threads", "1", "--quiet")
+EMULATE = ("emulate", "--days", "4", "--members", "2", "--seed", "3", "--quiet")
 FORECAST = ("--starts", "2", "--days", "3", "--members", "2", "--seed", "3", "--threads", "1", "--quiet")
 
 
@@ -50,23 +51,27 @@ def final_states(path: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def current(cli, tmp_path_factory: pytest.TempPathFactory, learning_store: Path) -> dict[str, np.ndarray]:
     tmp = tmp_path_factory.mktemp("bitwise")
-    run = cli(*EMULATE, "--out", str(tmp / "run.zarr"))
+    run = cli(*EMULATE, "--threads", "1", "--out", str(tmp / "run.zarr"))
     assert run.exit_code == 0, run.stderr
+    beside = cli(*EMULATE, "--threads", "2", "--out", str(tmp / "beside.zarr"))  # the guidance on a thread of its own
+    assert beside.exit_code == 0, beside.stderr
     fc = cli("emulate", "--init-from", str(learning_store), *FORECAST, "--out", str(tmp / "fc.zarr"))
     assert fc.exit_code == 0, fc.stderr
     forecast = zarr.open_group(str(tmp / "fc.zarr"))
     reference = xr.open_zarr(learning_store)
-    init = [int(np.flatnonzero(reference["time"].values == t)[0]) for t in xr.open_zarr(tmp / "fc.zarr")["init_time"].values]
+    times = list(reference["time"].values)
+    init = [times.index(t) for t in xr.open_zarr(tmp / "fc.zarr")["init_time"].values]
     arrays = {
         "emulation": zarr.open_group(str(tmp / "run.zarr"))["vorticity"][:],
         **final_states(tmp / "run.zarr"),
         "forecast": forecast["vorticity"][:],
         "reference_days": np.stack([reference["vorticity"].values[i - 1 : i + 1] for i in init]).astype(np.float32),
         "resumed": resumed_run(tmp / "resumed.zarr"),
+        "beside": zarr.open_group(str(tmp / "beside.zarr"))["vorticity"][:],
     }
     if REGENERATE:
         FIXTURE.parent.mkdir(exist_ok=True)
-        np.savez_compressed(FIXTURE, **{k: v for k, v in arrays.items() if k != "resumed"})
+        np.savez_compressed(FIXTURE, **{k: v for k, v in arrays.items() if k not in ("resumed", "beside")})
     return arrays
 
 
@@ -107,6 +112,10 @@ def test_emulation_and_its_resume_state_are_bit_identical(current, saved) -> Non
 
 def test_a_resumed_emulation_is_bit_identical(current, saved) -> None:
     assert np.array_equal(current["resumed"], saved["emulation"])
+
+
+def test_guidance_on_its_own_thread_is_bit_identical(current, saved) -> None:
+    assert np.array_equal(current["beside"], saved["emulation"])
 
 
 def test_forecasts_are_bit_identical(current, saved) -> None:

@@ -88,7 +88,8 @@ def test_guidance_window_and_zero_lambda_skip_the_discriminator() -> None:
     gamma = min(windowed.S_churn / windowed.steps, math.sqrt(2) - 1)
     # stage 1 at t_hat = t_i (1 + gamma), stage 2 at t_{i+1} (not on the last step)
     expected = sum(0.5 <= t[i] * (1 + gamma) <= 5.0 for i in range(10)) + sum(0.5 <= t[i + 1] <= 5.0 for i in range(9))
-    edm_sample(gaussian_denoiser, (3, 1, 2, 2), generators(3), windowed, discriminator_guide(disc, torch.zeros(1), windowed))
+    guide = discriminator_guide(disc, torch.zeros(1), windowed)
+    edm_sample(gaussian_denoiser, (3, 1, 2, 2), generators(3), windowed, guide)
     assert disc.calls == expected > 0
 
 
@@ -107,12 +108,13 @@ class SineDisc(torch.nn.Module):
 def test_guide_on_an_executor_gives_the_same_samples_from_its_thread() -> None:
     disc = SineDisc()
     cfg = SamplerConfig(steps=6, guidance=0.5)
-    alone = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, discriminator_guide(disc, torch.zeros(1), cfg))
+    guide = discriminator_guide(disc, torch.zeros(1), cfg)
+    alone = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, guide)
     assert set(disc.threads) == {threading.current_thread().name}
     disc.threads.clear()
     with ThreadPoolExecutor(1, thread_name_prefix="guide") as pool:
-        guide = discriminator_guide(disc, torch.zeros(1), cfg, executor=pool)
-        beside = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, guide)
+        threaded = discriminator_guide(disc, torch.zeros(1), cfg, executor=pool)
+        beside = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, threaded)
     assert torch.equal(alone, beside)
     assert len(disc.threads) == 2 * cfg.steps - 1 and all(name.startswith("guide") for name in disc.threads)
 

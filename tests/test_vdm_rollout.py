@@ -24,7 +24,8 @@ def bundle(vdm_bundle):
 
 
 def config(bundle, **overrides) -> EmulateConfig:
-    return EmulateConfig(**{"days": 4, "members": 3, "seed": 2, "time_chunk": 2, "sampler": bundle.sampler, **overrides})
+    settings = {"days": 4, "members": 3, "seed": 2, "time_chunk": 2, "sampler": bundle.sampler}
+    return EmulateConfig(**{**settings, **overrides})
 
 
 @pytest.fixture(scope="module")
@@ -48,13 +49,16 @@ def test_a_vdm_bundle_gets_the_vdm_stepper_without_guidance(bundle) -> None:
 def test_the_vdm_stepper_samples_the_vdm_conditioned_on_the_last_two_days(bundle) -> None:
     last = model_space_initial(bundle, 2)
     stepper = day_stepper(bundle, bundle.sampler, torch.device("cpu"), trace=False)
-    drawn = stepper(last, [keyed_generator(0, m) for m in range(2)])
+    def streams() -> list[torch.Generator]:
+        return [keyed_generator(0, m) for m in range(2)]
+
+    drawn = stepper(last, streams())
     vdm, cond = bundle.models["vdm"], conditioning(previous=last[:, 0], current=last[:, 1])
     with torch.no_grad():
-        by_hand = edm_sample(lambda x, s: vdm(x, s, cond), last[:, 1].shape, [keyed_generator(0, m) for m in range(2)], bundle.sampler)
+        by_hand = edm_sample(lambda x, s: vdm(x, s, cond), last[:, 1].shape, streams(), bundle.sampler)
     assert torch.equal(drawn, by_hand)
     # other conditioning days, same noise: another day
-    swapped = stepper(last.flip(1), [keyed_generator(0, m) for m in range(2)])
+    swapped = stepper(last.flip(1), streams())
     assert not torch.allclose(swapped, drawn, atol=1e-3)
 
 
@@ -80,7 +84,8 @@ def test_interrupted_vdm_run_resumes_bit_for_bit(bundle, vdm_run, tmp_path) -> N
         emulate(bundle, out, config(bundle), quiet=True, after_commit=stop)
     assert np.isnan(zarr.open_group(str(out))["vorticity"][:, 2:]).all()
     emulate(bundle, out, config(bundle), quiet=True)
-    np.testing.assert_array_equal(zarr.open_group(str(out))["vorticity"][:], zarr.open_group(str(vdm_run))["vorticity"][:])
+    uninterrupted = zarr.open_group(str(vdm_run))["vorticity"][:]
+    np.testing.assert_array_equal(zarr.open_group(str(out))["vorticity"][:], uninterrupted)
 
 
 def test_vdm_members_do_not_depend_on_the_batch_layout(bundle, vdm_run, tmp_path) -> None:
@@ -93,7 +98,8 @@ def test_vdm_forecasts_and_the_cli(cli, bundle, vdm_bundle, learning_store, tmp_
     plan = plan_forecast(bundle, learning_store, config(bundle, days=2, members=2), starts=2, start_dates=None)
     fc = xr.open_zarr(forecast(bundle, learning_store, tmp_path / "fc.zarr", plan, quiet=True).path)
     assert fc["vorticity"].shape == (2, 2, 2, 32, 32) and np.isfinite(fc["vorticity"].values).all()
-    run = cli("emulate", "--checkpoint", str(vdm_bundle), "--days", "2", "--out", str(tmp_path / "cli.zarr"), "--quiet")
+    base = ("emulate", "--checkpoint", vdm_bundle, "--days", "2", "--quiet")
+    run = cli(*base, "--out", tmp_path / "cli.zarr")
     assert run.exit_code == 0, run.stderr
-    guided = cli("emulate", "--checkpoint", str(vdm_bundle), "--days", "2", "--guidance", "3", "--out", str(tmp_path / "g.zarr"))
+    guided = cli(*base, "--guidance", "3", "--out", tmp_path / "g.zarr")
     assert guided.exit_code == 2 and "without guidance" in guided.stderr and "Traceback" not in guided.stderr

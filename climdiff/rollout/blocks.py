@@ -14,8 +14,9 @@ batch-mates do not change when another chain stops (the layout a resumed run rep
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +30,7 @@ from climdiff.rollout.writer import MemberState, RolloutWriter
 class Block:
     """Chains ``chains`` (their states in the same order) to advance from day ``first`` to ``stop``."""
 
-    chains: Sequence[Hashable]
+    chains: Sequence[Any]  # keys the store files the chains under (members; forecast (start, member) pairs)
     states: list[MemberState]
     first: int
     stop: int

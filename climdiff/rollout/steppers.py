@@ -80,7 +80,7 @@ class TracedStepper:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the tracer's notes on shape checks baked in per shape
                     self._traced[key] = torch.jit.trace(model, inputs, check_trace=False)
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001 - any model the tracer cannot handle runs eagerly
                 warnings.warn(f"running the {kind} eagerly: it could not be traced ({err})", stacklevel=2)
                 self.trace = False
                 return model
@@ -100,7 +100,8 @@ class TracedStepper:
     @staticmethod
     def probe(last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(x, sigma, cond) of the shapes the networks see, to trace them with."""
-        return last[:, 1], torch.ones(len(last), device=last.device), conditioning(previous=last[:, 0], current=last[:, 1])
+        cond = conditioning(previous=last[:, 0], current=last[:, 1])
+        return last[:, 1], torch.ones(len(last), device=last.device), cond
 
 
 class UnguidedStepper(TracedStepper):
@@ -153,7 +154,12 @@ class VDMStepper(TracedStepper):
 
 
 def day_stepper(
-    bundle: Bundle, sampler: SamplerConfig, device: torch.device, *, trace: bool | None = None, guide_thread: bool = False
+    bundle: Bundle,
+    sampler: SamplerConfig,
+    device: torch.device,
+    *,
+    trace: bool | None = None,
+    guide_thread: bool = False,
 ) -> DayStepper:
     """The stepper for ``bundle``'s models and ``sampler``'s guidance strength; ``guide_thread``
     puts the guidance on a thread of its own where there is guidance, on a CPU."""
