@@ -84,6 +84,26 @@ def guided_bundle(tmp_path_factory: pytest.TempPathFactory, learning_store: Path
 
 
 @pytest.fixture(scope="session")
+def trained_vdm(learning_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny video diffusion model (conditioned on the two previous days) trained briefly on real turbulence."""
+    from climdiff.train.config import resolve_config
+    from climdiff.train.loop import train_model
+
+    config = resolve_config("vdm", {}, {"preset": "tiny", "steps": 200, "batch_size": 8, "val_every": 200, "checkpoint_every": 200})
+    return train_model(config, learning_store, tmp_path_factory.mktemp("runs") / "vdm", device="cpu", quiet=True)
+
+
+@pytest.fixture(scope="session")
+def vdm_bundle(tmp_path_factory: pytest.TempPathFactory, learning_store: Path, trained_vdm: Path) -> Path:
+    """A VDM bundle with a short sampler (8 steps; no guidance)."""
+    from climdiff.bundle import make_bundle
+    from climdiff.sampling.config import SamplerConfig
+
+    out = tmp_path_factory.mktemp("bundles") / "vdm.bundle"
+    return make_bundle(out, data=learning_store, vdm=trained_vdm, sampler=SamplerConfig(steps=8))
+
+
+@pytest.fixture(scope="session")
 def turbulence_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A complete 32x32 store of 40 frames, shared read-only by many tests."""
     out = tmp_path_factory.mktemp("data") / "turb.zarr"
@@ -97,7 +117,7 @@ class CliResult:
     stderr: str
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli() -> Callable[..., CliResult]:
     """Run ``climdiff ARGS`` in-process through the real entry point (exit codes included)."""
     from climdiff.cli import main

@@ -163,10 +163,12 @@ def test_cli_evaluate(cli, stores, learning_store, tmp_path) -> None:
 def test_a_run_without_finite_values_is_refused(guided_bundle, learning_store, tmp_path) -> None:
     """A complete store whose members all stopped at once holds only NaN."""
     from climdiff.rollout.engine import _create_store
+    from climdiff.rollout.steppers import day_stepper
 
     bundle = load_bundle(guided_bundle)
     config = EmulateConfig(days=20, members=1, sampler=bundle.sampler)
-    store = _create_store(bundle, tmp_path / "empty.zarr", config, config.identity(bundle), "", torch.device("cpu"), 1, False)
+    stepper = day_stepper(bundle, bundle.sampler, torch.device("cpu"))
+    store = _create_store(bundle, tmp_path / "empty.zarr", config, config.identity(bundle), "", stepper, 1)
     store.finish(stopped_members=1, total_redraws=0)
     with pytest.raises(StoreError, match="no finite values"):
         evaluate([tmp_path / "empty.zarr"], learning_store, tmp_path / "ev", settings=FAST, quiet=True)

@@ -22,6 +22,7 @@ from climdiff.data.importing.run import ImportRun, import_store
 from climdiff.data.latlon import LatLonGrid
 from climdiff.data.windows import FrameSource
 from climdiff.errors import ClimdiffError
+from climdiff.zarr_io import store_meta
 
 HOUR = 3600
 N_LAT, N_LON = 6, 8
@@ -92,7 +93,7 @@ def stored(out: Path, name: str = "precipitation") -> xr.DataArray:
 
 
 def header(out: Path) -> dict:
-    return xr.open_zarr(out, consolidated=True).attrs["climdiff"]
+    return store_meta(xr.open_zarr(out, consolidated=True).attrs)
 
 
 def run(sources: list[Path], var: str = "tp", **kwargs) -> ImportRun:

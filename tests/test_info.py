@@ -11,7 +11,7 @@ import zarr
 from climdiff.assets import DEFAULT_MODEL, embedded_bundle
 from climdiff.cli.info import DESCRIBE, HEADER_READERS, describe_output
 from climdiff.errors import ClimdiffError
-from climdiff.zarr_io import STORE_ATTR, consolidate
+from climdiff.zarr_io import consolidate, update_header
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_data_info_renders_as_info_does_and_flags_an_unfinished_store(cli, learn
     assert "INCOMPLETE" not in both[0].stdout
     unfinished = shutil.copytree(learning_store, tmp_path / "unfinished.zarr")
     group = zarr.open_group(str(unfinished), mode="r+")
-    group.attrs[STORE_ATTR] = {**group.attrs[STORE_ATTR], "complete": False}
+    update_header(group, complete=False)
     consolidate(unfinished)
     table = cli("info", unfinished)
     assert table.exit_code == 0 and "INCOMPLETE" in table.stdout

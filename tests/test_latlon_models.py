@@ -173,12 +173,17 @@ def test_day_of_year_setting_round_trips_and_old_configurations_build_unconditio
 
 
 def test_guidance_hands_the_date_to_a_conditioned_discriminator() -> None:
+    from climdiff.sampling.config import SamplerConfig
     from climdiff.sampling.guidance import discriminator_guide, logit_gradient
 
     disc = tiny("disc", padding="latlon", day_of_year=True)
     x, cond = _inputs("disc")
-    sigma = torch.full((2,), 0.5, dtype=torch.float64)
+    config, sigma = SamplerConfig(guidance=2.0), 0.5
+    s = torch.full((2,), sigma, dtype=x.dtype)
     january, july = torch.tensor([0.0, 0.0]), torch.tensor([0.5, 0.5])
-    guided = discriminator_guide(disc, cond, 11.5, january)(x, sigma)
-    torch.testing.assert_close(guided, logit_gradient(disc, x, sigma, cond, 11.5, january))
-    assert not torch.allclose(guided, logit_gradient(disc, x, sigma, cond, 11.5, july))
+    term = discriminator_guide(disc, cond, config, doy=january)(x, sigma)
+    assert term is not None
+    guided = term()
+    scale = config.guidance * sigma
+    torch.testing.assert_close(guided, scale * logit_gradient(disc, x, s, cond, config.logit_clip, january))
+    assert not torch.allclose(guided, scale * logit_gradient(disc, x, s, cond, config.logit_clip, july))

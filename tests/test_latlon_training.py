@@ -24,6 +24,7 @@ from climdiff.models import EDMLoss, build_model, config_for, edm_loss_weight
 from climdiff.train.config import TrainConfig, resolve_config
 from climdiff.train.loop import train_model
 from climdiff.train.tasks import DiffusionTask, cell_weights, make_task, sample_generator
+from climdiff.zarr_io import store_meta
 from tests.test_models import randomized
 from tests.test_train import Stop, _weights
 
@@ -202,7 +203,7 @@ def stop_after(checkpoint_step: int) -> Callable[[int], None]:
 
 
 def test_batches_carry_the_year_fraction_of_each_models_target_day(latlon_store: Path) -> None:
-    start = open_training_store(latlon_store).attrs["climdiff"]["split"]["validation"][0]
+    start = store_meta(open_training_store(latlon_store).attrs)["split"]["validation"][0]
     for kind, target in (("idm", lambda i: i), ("vdm", lambda i: i + 2), ("disc", lambda i: i // 2 + 2)):
         task = make_task(tiny(kind, day_of_year=True), latlon_store)
         indices = [0, 1, 5, 40]

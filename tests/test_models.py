@@ -85,6 +85,22 @@ def test_edm_loss_is_weighted_per_sample_mse_with_lognormal_sigma() -> None:
     torch.testing.assert_close(loss, expected, rtol=1e-12, atol=0)
 
 
+def test_training_sigma_law_is_lognormal_and_shared_by_the_loss_and_the_training_tasks(turbulence_store) -> None:
+    from climdiff.models.edm import training_sigma
+    from climdiff.train.config import resolve_config
+    from climdiff.train.tasks import make_task
+
+    z = torch.randn(100_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    log_sigma = training_sigma(z, -1.2, 1.2).log()
+    assert float(log_sigma.mean()) == pytest.approx(-1.2, abs=0.02) and float(log_sigma.std()) == pytest.approx(1.2, rel=0.02)
+    drawn = EDMLoss(1.0, -1.2, 1.2).sample_sigma(3, z, torch.Generator().manual_seed(4))
+    replay = torch.randn(3, 1, 1, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    assert torch.equal(drawn, training_sigma(replay, -1.2, 1.2))
+    task = make_task(resolve_config("idm", {}, {"preset": "tiny", "P_mean": -1.0, "P_std": 1.5}), turbulence_store)
+    one = torch.randn((), generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    assert task.sigma(torch.Generator().manual_seed(9)) == float(training_sigma(one, -1.0, 1.5))
+
+
 class _Recorder(nn.Module):
     """A backbone that returns a fixed large output and remembers what it was given."""
 

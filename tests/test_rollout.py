@@ -14,8 +14,15 @@ import zarr
 from climdiff.bundle import load_bundle
 from climdiff.errors import ClimdiffError, StoreError
 from climdiff.rollout.calendar import days_in_years, parse_date
-from climdiff.rollout.engine import DaySampler, EmulateConfig, emulate
+from climdiff.rollout.engine import EmulateConfig, emulate
 from climdiff.rollout.policy import configure_sampling_threads
+from climdiff.rollout.steppers import (
+    DayStepper,
+    GuidedStepper,
+    TracedStepper,
+    UnguidedStepper,
+    day_stepper,
+)
 from climdiff.runtime import default_threads
 from climdiff.zarr_io import store_meta
 
@@ -89,7 +96,7 @@ def test_interrupted_run_resumes_bit_for_bit(bundle, reference_run, tmp_path) ->
 def test_blow_up_is_redrawn_then_stops_the_member(bundle, tmp_path, monkeypatch) -> None:
     """Member 1 blows up from day 2 on, whatever the noise: redrawn 3 times, then stopped, with
     every earlier day kept; the other members run on."""
-    healthy = DaySampler.__call__
+    healthy = TracedStepper.__call__
     day = {"index": -1}
 
     def member_1_blows_up(self, last, generators):  # noqa: ANN001, ANN202
@@ -100,7 +107,7 @@ def test_blow_up_is_redrawn_then_stops_the_member(bundle, tmp_path, monkeypatch)
             x[1 if len(generators) == 3 else 0] = float("nan")
         return x
 
-    monkeypatch.setattr(DaySampler, "__call__", member_1_blows_up)
+    monkeypatch.setattr(TracedStepper, "__call__", member_1_blows_up)
     result = emulate(bundle, tmp_path / "blow.zarr", config(sampler=bundle.sampler), quiet=True)
     assert result.stopped == {1: 2} and result.redraws == {1: 3}
     ds = xr.open_zarr(tmp_path / "blow.zarr")
@@ -235,7 +242,7 @@ def test_monthly_and_annual_means_beside_the_daily_field(bundle, tmp_path) -> No
         config(means=("weekly",))
 
 
-def draw_days(sampler: DaySampler, bundle, members: int, days: int) -> torch.Tensor:  # noqa: ANN001
+def draw_days(sampler: DayStepper, bundle, members: int, days: int) -> torch.Tensor:  # noqa: ANN001
     """``days`` successive days of ``members`` chains from the bundle's initial state, (day, member, C, H, W)."""
     from climdiff.seeding import keyed_generator
 
@@ -251,7 +258,7 @@ def draw_days(sampler: DaySampler, bundle, members: int, days: int) -> torch.Ten
 def test_traced_networks_draw_what_the_eager_ones_draw(bundle) -> None:
     days = {}
     for trace in (True, False):
-        sampler = DaySampler(bundle, bundle.sampler, torch.device("cpu"), trace=trace)
+        sampler = day_stepper(bundle, bundle.sampler, torch.device("cpu"), trace=trace)
         days[trace] = draw_days(sampler, bundle, members=3, days=1)
         assert bool(sampler._traced) == trace  # the traces were made (or not)
     np.testing.assert_allclose(days[True].numpy(), days[False].numpy(), rtol=1e-5, atol=1e-5)
@@ -261,8 +268,9 @@ def test_guidance_on_its_own_thread_draws_the_same_bits(bundle) -> None:
     """The IDM and the guidance of a step read the same x: running them at once changes nothing."""
     days = {}
     for concurrent in (False, True):
-        sampler = DaySampler(bundle, bundle.sampler, torch.device("cpu"), concurrent=concurrent)
+        sampler = day_stepper(bundle, bundle.sampler, torch.device("cpu"), guide_thread=concurrent)
         assert sampler.guidance_thread == concurrent
         days[concurrent] = draw_days(sampler, bundle, members=2, days=3)
     assert torch.equal(days[True], days[False])
-    assert DaySampler(bundle, bundle.sampler.replace(guidance=0.0), torch.device("cpu"), concurrent=True).guidance_thread is False
+    plain = day_stepper(bundle, bundle.sampler.replace(guidance=0.0), torch.device("cpu"), guide_thread=True)
+    assert isinstance(plain, UnguidedStepper) and not isinstance(plain, GuidedStepper) and plain.guidance_thread is False

@@ -11,7 +11,7 @@ import torch
 
 from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
-from climdiff.sampling.edm import edm_sample, sigma_schedule
+from climdiff.sampling.edm import edm_sample, member_noise, sample_heun, sigma_schedule
 from climdiff.sampling.guidance import discriminator_guide, logit_gradient
 
 MU, S = 0.7, 1.3  # target N(MU, S^2) per pixel
@@ -66,8 +66,8 @@ def test_guidance_shifts_samples_as_the_ode_predicts() -> None:
     moves by that amount in the gradient's direction and the spread is unchanged."""
     lam, k = 0.05, 0.25
     disc = LinearDisc(k)
-    guide = discriminator_guide(disc, cond=torch.zeros(1), clip=1e9)
-    cfg = SamplerConfig(steps=256, S_churn=0.0, guidance=lam)
+    cfg = SamplerConfig(steps=256, S_churn=0.0, guidance=lam, logit_clip=1e9)
+    guide = discriminator_guide(disc, torch.zeros(1), cfg)
     g = cfg.sigma_max
     gens = generators(2000, seed=1)
     guided = edm_sample(gaussian_denoiser, (2000, 1, 1, 1), gens, cfg, guide, dtype=torch.float64)
@@ -80,34 +80,65 @@ def test_guidance_shifts_samples_as_the_ode_predicts() -> None:
 
 def test_guidance_window_and_zero_lambda_skip_the_discriminator() -> None:
     disc = LinearDisc(1.0)
-    guide = discriminator_guide(disc, cond=torch.zeros(1), clip=11.5)
     cfg = SamplerConfig(steps=10, guidance=0.0)
-    edm_sample(gaussian_denoiser, (3, 1, 2, 2), generators(3), cfg, guide)
+    edm_sample(gaussian_denoiser, (3, 1, 2, 2), generators(3), cfg, discriminator_guide(disc, torch.zeros(1), cfg))
     assert disc.calls == 0
     windowed = SamplerConfig(steps=10, guidance=1.0, guidance_sigma_min=0.5, guidance_sigma_max=5.0)
     t = sigma_schedule(windowed).tolist()
     gamma = min(windowed.S_churn / windowed.steps, math.sqrt(2) - 1)
     # stage 1 at t_hat = t_i (1 + gamma), stage 2 at t_{i+1} (not on the last step)
     expected = sum(0.5 <= t[i] * (1 + gamma) <= 5.0 for i in range(10)) + sum(0.5 <= t[i + 1] <= 5.0 for i in range(9))
+    guide = discriminator_guide(disc, torch.zeros(1), windowed)
     edm_sample(gaussian_denoiser, (3, 1, 2, 2), generators(3), windowed, guide)
     assert disc.calls == expected > 0
 
 
+class SineDisc(torch.nn.Module):
+    """A nonlinear 'discriminator' that notes which thread evaluates it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: list[str] = []
+
+    def forward(self, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        self.threads.append(threading.current_thread().name)
+        return (torch.sin(x) * sigma[:, None, None, None]).flatten(1).sum(1)
+
+
 def test_guide_on_an_executor_gives_the_same_samples_from_its_thread() -> None:
-    threads = []
-
-    def guide(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        threads.append(threading.current_thread().name)
-        return torch.sin(x) * sigma[:, None, None, None]
-
+    disc = SineDisc()
     cfg = SamplerConfig(steps=6, guidance=0.5)
+    guide = discriminator_guide(disc, torch.zeros(1), cfg)
     alone = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, guide)
-    assert set(threads) == {threading.current_thread().name}
-    threads.clear()
+    assert set(disc.threads) == {threading.current_thread().name}
+    disc.threads.clear()
     with ThreadPoolExecutor(1, thread_name_prefix="guide") as pool:
-        beside = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, guide, executor=pool)
+        threaded = discriminator_guide(disc, torch.zeros(1), cfg, executor=pool)
+        beside = edm_sample(gaussian_denoiser, (3, 1, 4, 4), generators(3), cfg, threaded)
     assert torch.equal(alone, beside)
-    assert len(threads) == 2 * cfg.steps - 1 and all(name.startswith("guide") for name in threads)
+    assert len(disc.threads) == 2 * cfg.steps - 1 and all(name.startswith("guide") for name in disc.threads)
+
+
+def test_heun_takes_any_schedule_and_reports_every_step() -> None:
+    """k-diffusion's shape: schedule in, x at its first level in, a callback after each step."""
+    sigmas = torch.tensor([20.0, 3.0, 0.5, 0.0], dtype=torch.float64)
+    gens = generators(4)
+    x = member_noise(torch.Size((4, 1, 2, 2)), gens, torch.empty(0, dtype=torch.float64)) * 20.0
+    seen = []
+    out = sample_heun(gaussian_denoiser, x, sigmas, noise=lambda: torch.zeros_like(x), callback=seen.append)
+    assert [step["i"] for step in seen] == [0, 1, 2] and [step["sigma"] for step in seen] == [20.0, 3.0, 0.5]
+    assert all(step["sigma_hat"] == step["sigma"] for step in seen)  # no churn
+    torch.testing.assert_close(seen[0]["denoised"], gaussian_denoiser(x, torch.full((4,), 20.0, dtype=torch.float64)))
+    assert torch.equal(seen[0]["x"], x) and out.shape == x.shape and not torch.equal(out, x)
+    # the config's sampler is this function on the config's schedule
+    cfg = SamplerConfig(steps=5, guidance=0.0)
+    via_config = edm_sample(gaussian_denoiser, (4, 1, 2, 2), generators(4), cfg, dtype=torch.float64)
+    gens, like = generators(4), torch.empty(0, dtype=torch.float64)
+    schedule = sigma_schedule(cfg)
+    start = member_noise(torch.Size((4, 1, 2, 2)), gens, like) * float(schedule[0])
+    churn = {"s_churn": cfg.S_churn, "s_tmin": cfg.S_tmin, "s_tmax": cfg.S_tmax, "s_noise": cfg.S_noise}
+    direct = sample_heun(gaussian_denoiser, start, schedule, noise=lambda: member_noise(start.shape, gens, like), **churn)
+    assert torch.equal(via_config, direct)
 
 
 def test_heun_with_a_final_euler_step_calls_the_denoiser_2n_minus_1_times() -> None:

@@ -46,6 +46,13 @@ def edm_coefficients(
     return c_skip, c_out, c_in, c_noise
 
 
+def training_sigma(z: torch.Tensor, P_mean: float, P_std: float) -> torch.Tensor:
+    """EDM's training law of noise levels, ln sigma ~ N(P_mean, P_std^2), from standard normal
+    draws ``z`` (the caller draws them: the loss from one generator per batch, training tasks from
+    one per example)."""
+    return (z * P_std + P_mean).exp()
+
+
 def edm_loss_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
     """w(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2, elementwise."""
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
@@ -113,7 +120,7 @@ class EDMLoss:
     def sample_sigma(self, batch: int, like: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw (batch, 1, 1, 1) noise levels from the training distribution."""
         z = torch.randn(batch, 1, 1, 1, generator=generator, device=like.device, dtype=like.dtype)
-        return (z * self.P_std + self.P_mean).exp()
+        return training_sigma(z, self.P_mean, self.P_std)
 
     def __call__(
         self,

@@ -29,16 +29,11 @@ from climdiff.data.transforms import Transform, transform_from_normalization
 from climdiff.errors import ClimdiffError
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
+from climdiff.rollout.blocks import Block, BlockRules, run_blocks
 from climdiff.rollout.calendar import parse_date, time_units
-from climdiff.rollout.engine import (
-    DaySampler,
-    EmulateConfig,
-    draw_checked,
-    provenance,
-    store_layout,
-    value_limit,
-)
+from climdiff.rollout.engine import EmulateConfig, provenance, store_layout, value_limit
 from climdiff.rollout.policy import chains_per_call
+from climdiff.rollout.steppers import DayStepper, day_stepper
 from climdiff.rollout.writer import FORECAST_KIND, ForecastStore, MemberState
 from climdiff.runtime import resolve_device
 from climdiff.seeding import keyed_generator
@@ -145,7 +140,7 @@ def forecast(
     concurrent_guide: bool = False,
 ) -> ForecastResult:
     """Run (or resume, or refuse) a forecast set into ``out`` (``concurrent_guide``: see
-    :class:`~climdiff.rollout.engine.DaySampler`)."""
+    :class:`~climdiff.rollout.steppers.GuidedStepper`)."""
     out, rollout = Path(out), config.rollout
     reference = open_reference(reference_path, bundle)
     device = resolve_device(rollout.device)
@@ -153,9 +148,9 @@ def forecast(
     variable = bundle.meta["variable"]["name"]
     frame = tuple(bundle.initial_state.shape[1:])
     identity = config.identity(bundle)
-    sample = DaySampler(bundle, rollout.sampler, device, concurrent=concurrent_guide)
+    stepper = day_stepper(bundle, rollout.sampler, device, guide_thread=concurrent_guide)
     if not claim_output(out, kind=FORECAST_KIND, config=identity, overwrite=overwrite, header=read_header(out)):
-        _create(bundle, reference, out, config, identity, command, device, sample.guidance_thread)
+        _create(bundle, reference, out, config, identity, command, stepper)
     store = ForecastStore.open(out, variable, frame)
     completed = store.completed()
     per_call = max(1, batch // rollout.members)
@@ -164,31 +159,23 @@ def forecast(
     groups = [list(range(lo, min(lo + per_call, len(completed)))) for lo in range(0, len(completed), per_call)]
     groups = [g for g in groups if not completed[g].all()]
     transform = transform_from_normalization(bundle.meta["normalization"])
-    limit = value_limit(bundle, rollout.blowup_factor)
+    rules = BlockRules(batch, value_limit(bundle, rollout.blowup_factor), rollout.max_redraws, transform)
     todo = sum(len(g) for g in groups)
     total = len(config.init_indices) * rollout.members * rollout.days
     done = (len(config.init_indices) - todo) * rollout.members * rollout.days
     with ProgressReporter(f"forecast {todo} start(s)", total, unit="member-days", quiet=quiet, completed=done) as bar:
-        for group in groups:
-            states = _initial_states(reference, variable, config, group, transform)
-            values = np.full((len(group), rollout.days, rollout.members, *frame[-2:]), np.nan, dtype=np.float32)
-            for lead in range(rollout.days):
-                running = [i for i, s in enumerate(states) if not s.stopped]
-                for b in range(0, len(running), batch):
-                    chunk = running[b : b + batch]
-                    new = draw_checked(sample, [states[i] for i in chunk], lead, limit, rollout.max_redraws)
-                    for i, x in zip(chunk, new, strict=True):
-                        if x is not None:
-                            values[i // rollout.members, lead, i % rollout.members] = transform.inverse(x[0]).numpy()
-                bar.advance(len(states))
-            for g, start in enumerate(group):
-                if completed[start]:
-                    continue
-                mine = states[g * rollout.members : (g + 1) * rollout.members]
-                store.write_start(start, values[g], np.array([s.redraws for s in mine]), np.array([s.stopped_day for s in mine]))
+        run_blocks(stepper, (_group_block(reference, variable, config, g, transform) for g in groups), store, rules, bar)
     redraws, stopped = int(store.group["redraws"][:].sum()), int((store.group["stopped_lead"][:] >= 0).sum())
     store.finish(stopped_members=stopped, total_redraws=redraws)
     return ForecastResult(out, len(config.init_indices), rollout.days, rollout.members, stopped, redraws)
+
+
+def _group_block(
+    reference: xr.Dataset, variable: str, config: ForecastConfig, starts: list[int], transform: Transform
+) -> Block:
+    """Every lead of the chains (start, member) of ``starts``, start-major."""
+    chains = [(start, m) for start in starts for m in range(config.rollout.members)]
+    return Block(chains, _initial_states(reference, variable, config, starts, transform), 0, config.rollout.days)
 
 
 def _initial_states(reference: xr.Dataset, variable: str, config: ForecastConfig, starts: list[int],
@@ -204,12 +191,14 @@ def _initial_states(reference: xr.Dataset, variable: str, config: ForecastConfig
     return states
 
 
-def _create(bundle: Bundle, reference: xr.Dataset, out: Path, config: ForecastConfig, identity: dict[str, Any],
-            command: str, device: torch.device, concurrent_guide: bool) -> ForecastStore:  # fmt: skip
+def _create(
+    bundle: Bundle, reference: xr.Dataset, out: Path, config: ForecastConfig, identity: dict[str, Any], command: str,
+    stepper: DayStepper,
+) -> ForecastStore:
     calendar = bundle.meta["calendar"]
     units = time_units(reference["time"].values[0])
     init_days = np.asarray(cftime.date2num([reference["time"].values[i] for i in config.init_indices], units, calendar))
-    attrs = provenance(bundle, config.rollout, command, device, 1, concurrent_guide)
+    attrs = provenance(bundle, config.rollout, command, stepper, 1)
     attrs["title"] = attrs["title"].replace("emulation", "forecasts", 1)
     return ForecastStore.create(
         out,

@@ -22,9 +22,10 @@ one block, bit for bit. Members own disjoint chunks, so ranks never write the sa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -56,6 +57,16 @@ class MemberState:
     @property
     def stopped(self) -> bool:
         return self.stopped_day >= 0
+
+
+class RolloutWriter(Protocol):
+    """What the block loop (:mod:`climdiff.rollout.blocks`) needs of a store."""
+
+    def write_chains(self, chains: Sequence[Any], first: int, values: np.ndarray,
+                     states: Sequence[MemberState]) -> None:
+        """Days ``first ..`` of ``chains`` (``values`` (chain, day, H, W), physical units), then
+        whatever their ``states`` must leave on disk for a resumed run to continue bit for bit."""
+        ...
 
 
 def state_bytes(frame_shape: tuple[int, ...]) -> int:
@@ -188,6 +199,12 @@ class EmulationStore(RolloutStore):
         self.group["redraws"][member] = state.redraws
         self.group["stopped_day"][member] = state.stopped_day
 
+    def write_chains(self, chains: Sequence[Any], first: int, values: np.ndarray,
+                     states: Sequence[MemberState]) -> None:
+        """:class:`RolloutWriter`: chains are members."""
+        for i, member in enumerate(chains):
+            self.write_block(int(member), first, values[i], states[i])
+
     def write_means(self, period: str) -> None:
         """Add ``<variable>_<period>``: calendar-month or calendar-year means of every member, with
         the number of days each averages (a run's first and last periods may be partial; a period
@@ -263,6 +280,19 @@ class ForecastStore(RolloutStore):
 
     def completed(self) -> np.ndarray:
         return self.group["completed"][:].astype(bool)
+
+    def write_chains(self, chains: Sequence[Any], first: int, values: np.ndarray,
+                     states: Sequence[MemberState]) -> None:
+        """:class:`RolloutWriter`: chains are (start, member) pairs, start-major, with every lead of
+        every member of their starts; starts already complete are left as they are."""
+        members = self.group["member"].shape[0]
+        completed = self.completed()
+        for lo in range(0, len(chains), members):
+            start = int(chains[lo][0])
+            if not completed[start]:
+                mine = states[lo : lo + members]
+                self.write_start(start, values[lo : lo + members].swapaxes(0, 1),
+                                 np.array([s.redraws for s in mine]), np.array([s.stopped_day for s in mine]))
 
     def write_start(self, start: int, values: np.ndarray, redraws: np.ndarray, stopped_lead: np.ndarray) -> None:
         """Every lead and member of start ``start`` (physical units), then mark it complete."""

@@ -1,37 +1,41 @@
 """The EDM stochastic Heun sampler (Karras et al. 2022, Algorithm 2) with discriminator guidance.
 
-A plain function over callables, as in k-diffusion and NVlabs/edm: ``denoiser(x, sigma)`` is
-D(x; sigma) (conditioning, if any, is closed over by the caller) and ``guide(x, sigma)`` the
-gradient of the discriminator's clipped logit (:mod:`climdiff.sampling.guidance`). Guidance
-(Kim et al. 2023; Hess et al. 2025) enters the slope of BOTH Heun stages:
+Shaped like k-diffusion's samplers: :func:`sample_heun` takes a denoiser, the starting ``x`` and a
+schedule of noise levels (built by :func:`sigma_schedule`), and calls an optional ``callback`` after
+every step. ``denoiser(x, sigma)`` is D(x; sigma) (conditioning, if any, is closed over by the caller).
+Guidance (Kim et al. 2023; Hess et al. 2025) is a callable too (:data:`Guide`, made by
+:mod:`climdiff.sampling.guidance`); it enters the slope of BOTH Heun stages:
 
     slope(x, sigma) = (x - D(x; sigma)) / sigma - lambda * sigma * grad l(x; sigma),
 
 i.e. the score (D - x)/sigma^2 plus lambda * grad l, in the probability-flow ODE
-dx/dsigma = -sigma * score. The last step (sigma_next = 0) is a single Euler step. The guide is
-evaluated only for sigma inside the guidance window and never when lambda = 0.
+dx/dsigma = -sigma * score. The last step (sigma_next = 0) is a single Euler step.
 
 Randomness comes from one generator per batch item (ensemble member), so a member's draws do
-not depend on which other members share its batch.
+not depend on which other members share its batch (:func:`member_noise`).
 
-The denoiser and the guide of one slope read the same x and are independent: given an
-``executor``, the guide runs on it while the denoiser runs on the calling thread. On a CPU with
-one intra-op thread per call this puts the two networks on two cores at once; the result is the
-same, bit for bit, as running them one after the other.
+The denoiser and the guide of one slope read the same x and are independent, so the sampler asks
+the guide for its term before it calls the denoiser and collects the term afterwards: a guide may
+compute it on another thread meanwhile, with the same result, bit for bit.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
+from typing import Any
 
 import torch
 
 from climdiff.sampling.config import SamplerConfig
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-Guide = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# guide(x, sigma) starts the guidance term lambda * sigma * grad l(x; sigma) and returns a callable
+# that yields it, or None where guidance does not act (outside its window)
+GuidanceTerm = Callable[[], torch.Tensor]
+Guide = Callable[[torch.Tensor, float], GuidanceTerm | None]
+# callback({"x", "i", "sigma", "sigma_hat", "denoised"}) after every step, as in k-diffusion
+StepCallback = Callable[[dict[str, Any]], None]
 
 
 def sigma_schedule(config: SamplerConfig, dtype: torch.dtype = torch.float64) -> torch.Tensor:
@@ -58,6 +62,50 @@ def in_window(sigma: float, config: SamplerConfig) -> bool:
     return config.guidance > 0 and config.guidance_sigma_min <= sigma <= upper
 
 
+def sample_heun(
+    denoiser: Denoiser,
+    x: torch.Tensor,
+    sigmas: torch.Tensor,
+    *,
+    noise: Callable[[], torch.Tensor],
+    guide: Guide | None = None,
+    callback: StepCallback | None = None,
+    s_churn: float = 0.0,
+    s_tmin: float = 0.0,
+    s_tmax: float = math.inf,
+    s_noise: float = 1.0,
+) -> torch.Tensor:
+    """Integrate ``x`` (noise at ``sigmas[0]``) down the schedule ``sigmas`` (ending in 0).
+
+    ``noise()`` returns fresh standard normal noise like ``x`` for the churn (the caller decides
+    whose generators draw it); ``guide``, if given, adds its term to every slope it acts at.
+    """
+    t = sigmas.tolist()
+    steps = len(t) - 1
+    gamma_max = min(s_churn / steps, math.sqrt(2.0) - 1.0)
+
+    def slope(x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+        term = guide(x, sigma) if guide is not None else None
+        denoised = denoiser(x, torch.full((x.shape[0],), sigma, device=x.device, dtype=x.dtype))
+        d = (x - denoised) / sigma
+        return (d if term is None else d - term()), denoised
+
+    for i in range(steps):
+        t_cur, t_next = t[i], t[i + 1]
+        gamma = gamma_max if s_tmin <= t_cur <= s_tmax else 0.0
+        t_hat = t_cur * (1.0 + gamma)
+        if gamma > 0:
+            x = x + math.sqrt(t_hat**2 - t_cur**2) * s_noise * noise()
+        d_cur, denoised = slope(x, t_hat)
+        x_next = x + (t_next - t_hat) * d_cur
+        if t_next > 0:
+            x_next = x + (t_next - t_hat) * 0.5 * (d_cur + slope(x_next, t_next)[0])
+        if callback is not None:
+            callback({"x": x, "i": i, "sigma": t_cur, "sigma_hat": t_hat, "denoised": denoised})
+        x = x_next
+    return x
+
+
 def edm_sample(
     denoiser: Denoiser,
     shape: torch.Size | tuple[int, ...],
@@ -67,37 +115,17 @@ def edm_sample(
     *,
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
-    executor: Executor | None = None,
+    callback: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Draw one sample per generator, shape ``shape`` (batch first), from noise to sigma = 0;
-    ``executor``, if given, runs the guide concurrently with the denoiser."""
-    shape = torch.Size(shape)
-    like = torch.empty(0, device=device, dtype=dtype)
-    t = sigma_schedule(config).tolist()
-    gamma_max = min(config.S_churn / config.steps, math.sqrt(2.0) - 1.0)
+    """One sample per generator, shape ``shape`` (batch first): :func:`sample_heun` with the
+    schedule, churn and per-member noise that ``config`` and ``generators`` describe."""
     if guide is None and config.guidance > 0:
         raise ValueError("guidance > 0 needs a guide (the discriminator's logit gradient)")
-
-    def slope(x: torch.Tensor, sigma: float) -> torch.Tensor:
-        s = torch.full((shape[0],), sigma, device=device, dtype=dtype)
-        guided = in_window(sigma, config)
-        pending = executor.submit(guide, x, s) if guided and executor is not None else None  # type: ignore[arg-type]
-        d = (x - denoiser(x, s)) / sigma
-        if guided:
-            grad = pending.result() if pending is not None else guide(x, s)  # type: ignore[misc]
-            d = d - config.guidance * sigma * grad
-        return d
-
-    x = member_noise(shape, generators, like) * t[0]
-    for i in range(config.steps):
-        t_cur, t_next = t[i], t[i + 1]
-        gamma = gamma_max if config.S_tmin <= t_cur <= config.S_tmax else 0.0
-        t_hat = t_cur * (1.0 + gamma)
-        if gamma > 0:
-            x = x + math.sqrt(t_hat**2 - t_cur**2) * config.S_noise * member_noise(shape, generators, like)
-        d_cur = slope(x, t_hat)
-        x_next = x + (t_next - t_hat) * d_cur
-        if t_next > 0:
-            x_next = x + (t_next - t_hat) * 0.5 * (d_cur + slope(x_next, t_next))
-        x = x_next
-    return x
+    shape = torch.Size(shape)
+    like = torch.empty(0, device=device, dtype=dtype)
+    sigmas = sigma_schedule(config)
+    x = member_noise(shape, generators, like) * float(sigmas[0])
+    return sample_heun(
+        denoiser, x, sigmas, noise=lambda: member_noise(shape, generators, like), guide=guide, callback=callback,
+        s_churn=config.S_churn, s_tmin=config.S_tmin, s_tmax=config.S_tmax, s_noise=config.S_noise,
+    )

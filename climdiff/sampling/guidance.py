@@ -1,4 +1,4 @@
-"""Discriminator guidance: the gradient of the discriminator's clipped logit.
+"""Discriminator guidance: the gradient of the discriminator's clipped logit, as a sampler :data:`Guide`.
 
 The discriminator returns the logit l = log(d / (1 - d)) directly, so the guidance direction
 grad_x log(d / (1 - d)) is the logit's gradient. The paper clips d to [1e-5, 1 - 1e-5], i.e.
@@ -8,10 +8,13 @@ in the reference implementation's clip-then-log-ratio.
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
+
 import torch
 from torch import nn
 
-from climdiff.sampling.edm import Guide
+from climdiff.sampling.config import SamplerConfig
+from climdiff.sampling.edm import GuidanceTerm, Guide, in_window
 
 
 def logit_gradient(
@@ -29,7 +32,32 @@ def logit_gradient(
     return grad
 
 
-def discriminator_guide(disc: nn.Module, cond: torch.Tensor, clip: float, doy: torch.Tensor | None = None) -> Guide:
-    """The guide callable for :func:`~climdiff.sampling.edm.edm_sample`, conditioned on ``cond``
-    (and on ``doy`` for a discriminator that takes the date)."""
-    return lambda x, sigma: logit_gradient(disc, x, sigma, cond, clip, doy)
+def discriminator_guide(
+    disc: nn.Module,
+    cond: torch.Tensor,
+    config: SamplerConfig,
+    executor: Executor | None = None,
+    doy: torch.Tensor | None = None,
+) -> Guide:
+    """The guide for :func:`~climdiff.sampling.edm.sample_heun`: lambda * sigma * grad l, conditioned
+    on ``cond`` (and on ``doy`` for a discriminator that takes the date), inside the config's guidance
+    window (never when lambda = 0).
+
+    With an ``executor`` the term is computed there while the sampler runs the denoiser: with one
+    intra-op thread each, the two networks of a step occupy two cores. The term runs with
+    TorchScript's graph optimisation off on whichever thread computes it (the flag is thread-local;
+    traced networks must not switch graphs, see :mod:`climdiff.rollout.steppers`).
+    """
+
+    def guide(x: torch.Tensor, sigma: float) -> GuidanceTerm | None:
+        if not in_window(sigma, config):
+            return None
+
+        def term() -> torch.Tensor:
+            s = torch.full((x.shape[0],), sigma, device=x.device, dtype=x.dtype)
+            with torch.jit.optimized_execution(False):
+                return config.guidance * sigma * logit_gradient(disc, x, s, cond, config.logit_clip, doy)
+
+        return term if executor is None else executor.submit(term).result
+
+    return guide

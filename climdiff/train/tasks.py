@@ -30,7 +30,7 @@ from climdiff.data.latlon import LatLonGrid
 from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs
 from climdiff.errors import ClimdiffError
 from climdiff.models.conditioning import conditioning
-from climdiff.models.edm import EDMLoss
+from climdiff.models.edm import EDMLoss, training_sigma
 from climdiff.seeding import keyed_generator
 from climdiff.train.config import TrainConfig
 
@@ -137,7 +137,7 @@ class Task:
     def sigma(self, generator: torch.Generator) -> float:
         """Noise level of one example: ln sigma ~ N(P_mean, P_std^2) (EDM's training law)."""
         z = torch.randn((), generator=generator, dtype=torch.float64)
-        return math.exp(self.config.P_mean + self.config.P_std * float(z))
+        return float(training_sigma(z, self.config.P_mean, self.config.P_std))
 
     def draw(
         self,

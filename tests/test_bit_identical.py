@@ -1,0 +1,123 @@
+"""The embedded default rolls out today exactly as it did before the rollout seams were refactored.
+
+``tests/data/rollout_reference.npz`` holds, as float32, what these commands wrote on the commit before the
+day-stepper / block-loop refactor (issue 13, item 4), on a 2-core x86-64 CPU with torch 2.13:
+
+* ``climdiff emulate --days 4 --members 2 --seed 3 --threads 1`` (the embedded turbulence default): the field
+  ``emulation`` (member, time, y, x) and each member's final resume state (``last``: its last two days in model
+  space; ``rng``: its generator's state);
+* ``climdiff emulate --init-from <learning_store> --starts 2 --days 3 --members 2 --seed 3 --threads 1``: the
+  field ``forecast`` (init_time, lead, member, y, x), and ``reference_days``, the two reference days each
+  start is conditioned on (so a changed solver or reference store is told apart from a changed rollout).
+
+The test re-runs the same commands (and an interrupted, resumed emulation, and the emulation with ``--threads 2``,
+which puts the guidance on a thread of its own) and asserts np.array_equal. Regenerate
+the fixture ONLY deliberately, when a change is meant to alter the draws, and say so in the commit message:
+``CLIMDIFF_REGENERATE_ROLLOUT_REFERENCE=1 python -m pytest tests/test_bit_identical.py``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from climdiff.assets import DEFAULT_MODEL, embedded_bundle
+from climdiff.bundle import load_bundle
+from climdiff.rollout.engine import EmulateConfig, emulate
+from climdiff.rollout.writer import EmulationStore
+
+FIXTURE = Path(__file__).parent / "data" / "rollout_reference.npz"
+REGENERATE = os.environ.get("CLIMDIFF_REGENERATE_ROLLOUT_REFERENCE") == "1"
+EMULATE = ("emulate", "--days", "4", "--members", "2", "--seed", "3", "--quiet")
+FORECAST = ("--starts", "2", "--days", "3", "--members", "2", "--seed", "3", "--threads", "1", "--quiet")
+
+
+def final_states(path: Path) -> dict[str, np.ndarray]:
+    """Each member's last two days and generator state, read back through the store's own decoder."""
+    bundle = load_bundle(embedded_bundle(DEFAULT_MODEL))
+    store = EmulationStore.open(path, "vorticity", tuple(bundle.initial_state.shape[1:]))
+    states = [store.load_state(m) for m in range(2)]
+    return {
+        "last": np.stack([s.last.numpy() for s in states]),  # type: ignore[union-attr]
+        "rng": np.stack([s.generator.get_state().numpy() for s in states]),  # type: ignore[union-attr]
+    }
+
+
+@pytest.fixture(scope="module")
+def current(cli, tmp_path_factory: pytest.TempPathFactory, learning_store: Path) -> dict[str, np.ndarray]:
+    tmp = tmp_path_factory.mktemp("bitwise")
+    run = cli(*EMULATE, "--threads", "1", "--out", str(tmp / "run.zarr"))
+    assert run.exit_code == 0, run.stderr
+    beside = cli(*EMULATE, "--threads", "2", "--out", str(tmp / "beside.zarr"))  # the guidance on a thread of its own
+    assert beside.exit_code == 0, beside.stderr
+    fc = cli("emulate", "--init-from", str(learning_store), *FORECAST, "--out", str(tmp / "fc.zarr"))
+    assert fc.exit_code == 0, fc.stderr
+    forecast = zarr.open_group(str(tmp / "fc.zarr"))
+    reference = xr.open_zarr(learning_store)
+    times = list(reference["time"].values)
+    init = [times.index(t) for t in xr.open_zarr(tmp / "fc.zarr")["init_time"].values]
+    arrays = {
+        "emulation": zarr.open_group(str(tmp / "run.zarr"))["vorticity"][:],
+        **final_states(tmp / "run.zarr"),
+        "forecast": forecast["vorticity"][:],
+        "reference_days": np.stack([reference["vorticity"].values[i - 1 : i + 1] for i in init]).astype(np.float32),
+        "resumed": resumed_run(tmp / "resumed.zarr"),
+        "beside": zarr.open_group(str(tmp / "beside.zarr"))["vorticity"][:],
+    }
+    if REGENERATE:
+        FIXTURE.parent.mkdir(exist_ok=True)
+        np.savez_compressed(FIXTURE, **{k: v for k, v in arrays.items() if k not in ("resumed", "beside")})
+    return arrays
+
+
+def resumed_run(out: Path) -> np.ndarray:
+    """The emulation command's run, stopped after its first two-day block and resumed."""
+    bundle = load_bundle(embedded_bundle(DEFAULT_MODEL))
+    config = EmulateConfig(days=4, members=2, seed=3, time_chunk=2, sampler=bundle.sampler)
+
+    class Stop(Exception):
+        pass
+
+    def stop(days: int) -> None:
+        raise Stop
+
+    with pytest.raises(Stop):
+        emulate(bundle, out, config, quiet=True, after_commit=stop)
+    assert np.isnan(zarr.open_group(str(out))["vorticity"][:, 2:]).all()
+    emulate(bundle, out, config, quiet=True)
+    return zarr.open_group(str(out))["vorticity"][:]
+
+
+@pytest.fixture(scope="module")
+def saved() -> dict[str, np.ndarray]:
+    with np.load(FIXTURE) as data:
+        return dict(data)
+
+
+def test_the_reference_store_is_the_one_the_fixture_was_made_from(current, saved) -> None:
+    assert np.array_equal(current["reference_days"], saved["reference_days"]), "the reference store changed"
+
+
+def test_emulation_and_its_resume_state_are_bit_identical(current, saved) -> None:
+    assert current["emulation"].shape == (2, 4, 32, 32) and np.isfinite(current["emulation"]).all()
+    assert np.array_equal(current["emulation"], saved["emulation"])
+    assert np.array_equal(current["last"], saved["last"])
+    assert np.array_equal(current["rng"], saved["rng"])
+
+
+def test_a_resumed_emulation_is_bit_identical(current, saved) -> None:
+    assert np.array_equal(current["resumed"], saved["emulation"])
+
+
+def test_guidance_on_its_own_thread_is_bit_identical(current, saved) -> None:
+    assert np.array_equal(current["beside"], saved["emulation"])
+
+
+def test_forecasts_are_bit_identical(current, saved) -> None:
+    assert current["forecast"].shape == (2, 3, 2, 32, 32) and np.isfinite(current["forecast"]).all()
+    assert np.array_equal(current["forecast"], saved["forecast"])
