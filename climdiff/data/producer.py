@@ -1,6 +1,6 @@
 """The resumable producer behind every `climdiff data` generator: a solver run into a training store.
 
-A generator (the turbulence solver, the lat-lon moisture model) supplies a :class:`FrameSource`:
+A generator (the turbulence solver, the lat-lon moisture model) supplies a :class:`Simulation`:
 something that advances a model, emits one stored frame at a time and round-trips its whole
 state through arrays. This module owns everything else, once:
 
@@ -27,18 +27,31 @@ import torch
 
 from climdiff.data.splits import split_counts
 from climdiff.data.statistics import field_statistics
-from climdiff.data.store import TRAINING_KIND, AppendableStore
+from climdiff.data.store import TRAINING_KIND, AppendableStore, TimeVariable
 from climdiff.errors import ClimdiffError, SolverError
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
 from climdiff.zarr_io import read_header
 
 
-class FrameSource(Protocol):
+CALENDAR = "noleap"
+TIME_UNITS = "days since 0001-01-01 00:00:00"
+
+
+def day_time_variable() -> TimeVariable:
+    """The ``time`` coordinate of a training store: frame ``n`` is day ``n`` of a noleap calendar."""
+    return TimeVariable(
+        "time",
+        dtype="int64",
+        attrs={"standard_name": "time", "units": TIME_UNITS, "calendar": CALENDAR, "axis": "T"},
+    )
+
+
+class Simulation(Protocol):
     """A model that a :func:`produce_store` run drives."""
 
-    def spin_up(self, steps: int) -> None:
-        """Advance ``steps`` time steps whose output is discarded."""
+    def spin_up(self, step: int, steps: int) -> None:
+        """Advance ``steps`` time steps, from time step ``step``, whose output is discarded."""
 
     def next_frame(self, frame: int, step: int) -> dict[str, np.ndarray]:
         """Advance to the next stored frame (number ``frame``, ending at time step ``step``) and return
@@ -64,6 +77,7 @@ class Production:
     spinup_steps: int
     chunk: int
     split: tuple[float, float, float]
+    split_block: int = 1  # split boundaries on multiples of this many frames (see split_counts)
 
     def __post_init__(self) -> None:
         if self.frames < 1:
@@ -88,7 +102,7 @@ def produce_store(
     config: dict[str, Any],
     production: Production,
     create: Callable[[Path], AppendableStore],
-    source: Callable[[dict[str, np.ndarray] | None], FrameSource],
+    source: Callable[[dict[str, np.ndarray] | None], Simulation],
     label: str,
     overwrite: bool = False,
     quiet: bool = False,
@@ -145,7 +159,7 @@ def _warn_if_not_bit_reproducible(store: AppendableStore) -> None:
 class _Run:
     """Advances the source and commits to the store: spin-up first, then frames."""
 
-    model: FrameSource
+    model: Simulation
     production: Production
     store: AppendableStore
     progress: ProgressReporter
@@ -172,7 +186,7 @@ class _Run:
         while self.step < p.spinup_steps:
             n = min(commit_every, p.spinup_steps - self.step)
             t0 = time.perf_counter()
-            self.model.spin_up(n)
+            self.model.spin_up(self.step, n)
             self.step += n
             self._check()
             self._commit_state()
@@ -200,7 +214,7 @@ class _Run:
 
 def _finalize(store: AppendableStore, production: Production) -> None:
     """Training statistics and split, then mark complete (idempotent if interrupted)."""
-    counts = split_counts(production.frames, production.split)
+    counts = split_counts(production.frames, production.split, production.split_block)
     stats = field_statistics(store.path, production.variable, stop=counts["train"][1])
     store.update_meta(complete=True, split=counts, stats={production.variable: stats})
     store.drop_state()

@@ -127,7 +127,8 @@ class SphericalHarmonics:
         self._p_vector = real(p * (self.weights / one_minus)[None, :, None])
         self._h_vector = real(h * (self.weights / one_minus)[None, :, None])
         self._phase = torch.as_tensor(np.exp(1j * m * math.radians(lon0)), dtype=cdtype)[:, None]
-        self._im = torch.as_tensor(1j * m, dtype=cdtype)[:, None]
+        self.d_dlon = torch.as_tensor(1j * m, dtype=cdtype)[:, None]
+        """``i m``: multiplying coefficients by it takes the longitude derivative ``d/dlambda``."""
         self.mask = real((l_index[None, :] >= m[:, None]).astype(np.float64))
         """1 where ``l >= m`` (the stored triangle), 0 elsewhere; shape ``(T + 1, T + 1)``."""
         self.eigenvalues = real(np.broadcast_to(-degree / self.radius**2, (t + 1, t + 1)).copy())
@@ -175,7 +176,7 @@ class SphericalHarmonics:
         """``(U, V) = (u cos(lat), v cos(lat))`` of the non-divergent flow of streamfunction ``psi``:
         ``u = -(1/a) dpsi/dlat``, ``v = (1/(a cos lat)) dpsi/dlambda``."""
         u = -self._synthesis(psi, self._h) / self.radius
-        v = self._synthesis(psi * self._im, self._p) / self.radius
+        v = self._synthesis(psi * self.d_dlon, self._p) / self.radius
         return u, v
 
     def divergence(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -187,7 +188,7 @@ class SphericalHarmonics:
         neither makes nor destroys anything.
         """
         fa, fb = self._fourier(a), self._fourier(b)
-        out = self._im * self._legendre_analysis(fa, self._p_vector) - self._legendre_analysis(fb, self._h_vector)
+        out = self.d_dlon * self._legendre_analysis(fa, self._p_vector) - self._legendre_analysis(fb, self._h_vector)
         return out / self.radius
 
     def curl(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -202,9 +203,16 @@ class SphericalHarmonics:
         """Area mean ``<f g>`` of two real fields from their coefficients (Parseval)."""
         return (f * g.conj()).real.mul(self._mean_weights).sum(dim=(-2, -1))
 
-    def point_tables(self, lat: np.ndarray, lon: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Legendre table and Fourier basis for :meth:`at_points` at the points ``lat x lon`` (degrees)."""
-        table = torch.as_tensor(legendre(np.sin(np.radians(lat)), self.truncation), dtype=self.dtype)
+    def point_tables(
+        self, lat: np.ndarray, lon: np.ndarray, *, derivative: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Legendre table and Fourier basis for :meth:`at_points` at the points ``lat x lon`` (degrees).
+
+        ``derivative=True`` tabulates ``H_l^m = (1 - mu^2) dPbar_l^m/dmu`` instead of ``Pbar_l^m``.
+        """
+        mu = np.sin(np.radians(lat))
+        values = legendre_derivative(mu, self.truncation) if derivative else legendre(mu, self.truncation)
+        table = torch.as_tensor(values, dtype=self.dtype)
         m = np.arange(self.truncation + 1)
         factor = np.where(m == 0, 1.0, 2.0)[:, None]
         angles = np.outer(m, np.radians(lon))

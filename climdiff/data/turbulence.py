@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from climdiff.data.navier_stokes import ForcedTurbulence, TurbulenceConfig
-from climdiff.data.producer import Production, produce_store, runtime_attrs
+from climdiff.data.producer import CALENDAR, Production, day_time_variable, produce_store, runtime_attrs
 from climdiff.data.store import TRAINING_KIND, AppendableStore, Coordinate, TimeVariable
 from climdiff.errors import ClimdiffError
 from climdiff.runtime import resolve_device, resolve_dtype
@@ -33,8 +33,6 @@ DIAGNOSTICS: dict[str, tuple[str, str]] = {
     "dEdt": ("energy tendency (E_end - E_start) / interval", "1"),
     "budget_residual": ("dEdt - (injection - drag - dissipation)", "1"),
 }
-CALENDAR = "noleap"
-TIME_UNITS = "days since 0001-01-01 00:00:00"
 
 
 @dataclass(frozen=True)
@@ -91,11 +89,7 @@ def _layout(run: TurbulenceRun, solver: ForcedTurbulence) -> tuple[list[Coordina
     ]
     coordinates_attr = {"coordinates": "model_time"}
     variables = [
-        TimeVariable(
-            "time",
-            dtype="int64",
-            attrs={"standard_name": "time", "units": TIME_UNITS, "calendar": CALENDAR, "axis": "T"},
-        ),
+        day_time_variable(),
         TimeVariable(
             "model_time",
             dtype="float64",
@@ -132,7 +126,7 @@ def _layout(run: TurbulenceRun, solver: ForcedTurbulence) -> tuple[list[Coordina
 
 
 class _TurbulenceSource:
-    """The solver and its random generator as a :class:`~climdiff.data.producer.FrameSource`."""
+    """The solver and its random generator as a :class:`~climdiff.data.producer.Simulation`."""
 
     def __init__(self, solver: ForcedTurbulence, run: TurbulenceRun, arrays: dict[str, np.ndarray] | None) -> None:
         self.solver = solver
@@ -157,7 +151,7 @@ class _TurbulenceSource:
             budgets.append(budget)
         return budgets
 
-    def spin_up(self, steps: int) -> None:
+    def spin_up(self, step: int, steps: int) -> None:
         self._advance(steps)
 
     def failure(self, step: int) -> str | None:
