@@ -278,3 +278,52 @@ def test_cli_makes_a_default_grid_store_and_info_describes_it(cli, tmp_path: Pat
     assert abs(info["water_budget"]["max_abs_residual"]) < 1e-10
     again = cli("data", "latlon", "--out", out, "--days", "3", "--spinup-days", "0", "--quiet")
     assert again.exit_code != 0 and "another configuration" in again.stderr
+
+
+# --- long runs (slow): stationarity and the seasonal cycle at the default grid ---------------
+
+LONG_YEARS = 6
+
+
+@pytest.fixture(scope="module")
+def long_store(tmp_path_factory: pytest.TempPathFactory) -> xr.Dataset:
+    """Six years of the default 32 x 64 configuration after one year of spin-up."""
+    run = LatLonRun(days=LONG_YEARS * 365, seed=1)
+    out = generate_latlon(tmp_path_factory.mktemp("latlon") / "long.zarr", run, quiet=True)
+    return xr.open_zarr(out).load()
+
+
+@pytest.mark.slow
+def test_long_run_is_stationary(long_store: xr.Dataset) -> None:
+    """Annual global means do not drift: no year departs from the mean, no trend across years."""
+    years = np.arange(LONG_YEARS)
+    for name, tolerance in (("precipitation_mean", 0.03), ("water_vapour_mean", 0.01), ("kinetic_energy", 0.05)):
+        annual = long_store[name].values.reshape(LONG_YEARS, 365).mean(axis=1)
+        mean = annual.mean()
+        assert np.abs(annual - mean).max() < tolerance * mean, (name, annual)
+        slope = np.polyfit(years, annual, 1)[0]
+        assert abs(slope) * (LONG_YEARS - 1) < tolerance * mean, (name, annual)
+    assert np.abs(long_store["budget_residual"].values).max() < 1e-10
+
+
+@pytest.mark.slow
+def test_long_run_has_a_repeatable_seasonal_cycle(long_store: xr.Dataset) -> None:
+    """The tropical rain band follows the sun north in JJA and south in DJF, the same way every year."""
+    p = long_store["precipitation"].values.astype(np.float64)  # (days, lat, lon)
+    lat = long_store["lat"].values
+    zonal = p.mean(axis=2).reshape(LONG_YEARS, 365, -1)
+    doy = np.arange(365)
+    jja, djf = (doy >= 151) & (doy < 243), (doy < 59) | (doy >= 334)
+    tropics = np.abs(lat) < 30
+
+    def rain_latitude(profile: np.ndarray) -> np.ndarray:
+        weights = profile[..., tropics]
+        return (weights * lat[tropics]).sum(-1) / weights.sum(-1)
+
+    north, south = rain_latitude(zonal[:, jja].mean(1)), rain_latitude(zonal[:, djf].mean(1))
+    assert (north - south > 3.0).all(), (north, south)
+    # monthly zonal-mean climatologies of the first and last three years agree
+    months = zonal[:, : 360].reshape(LONG_YEARS, 12, 30, -1).mean(2)
+    first, last = months[:3].mean(0), months[3:].mean(0)
+    anomaly_first, anomaly_last = first - first.mean(0), last - last.mean(0)
+    assert np.corrcoef(anomaly_first.ravel(), anomaly_last.ravel())[0, 1] > 0.8

@@ -77,13 +77,13 @@ class MoistBarotropicConfig:
     q_sat_width: float = 38.0  # degrees, Gaussian half-width of the saturation profile
     thermal_equator_migration: float = 12.0  # degrees
     season_lag_days: float = 30.0  # the thermal equator lags the sun
-    relative_humidity: float = 0.8  # evaporation target q_e / q_sat
-    evaporation_days: float = 6.0
+    relative_humidity: float = 0.85  # evaporation target q_e / q_sat
+    evaporation_days: float = 1.5
     condensation_hours: float = 3.0
-    hadley_speed: float = 1.5  # m s-1, peak convergent meridional wind of the Hadley cells
+    hadley_speed: float = 3.0  # m s-1, peak convergent meridional wind of the Hadley cells
     hadley_width: float = 30.0  # degrees from the ITCZ to the edge of each cell
     itcz_migration: float = 8.0  # degrees
-    divergent_speed: float = 1.0  # m s-1, rms of the random divergent wind
+    divergent_speed: float = 1.5  # m s-1, rms of the random divergent wind
     divergent_days: float = 2.0  # its correlation time
     divergent_wavenumbers: tuple[int, int] = (3, 15)
 
@@ -255,8 +255,8 @@ class MoistBarotropicModel:
         """``-div(u (zeta + f)) - (zeta - zeta_eq) / tau_r`` (spectral)."""
         sht = self.sht
         psi = zeta * sht.inverse_eigenvalues
-        u, v = sht.winds(psi)
-        absolute = sht.synthesis(zeta) + self._coriolis
+        u, v, relative = sht.winds(psi, zeta)
+        absolute = relative + self._coriolis
         return -sht.divergence(u * absolute, v * absolute) - (zeta - zeta_eq) * self._relaxation_rate
 
     def step(

@@ -124,8 +124,7 @@ class SphericalHarmonics:
         self._h = real(h)
         # Analysis tables carry the quadrature weights (and 1/(1 - mu^2) for the vector forms).
         self._p_analysis = real(p * self.weights[None, :, None])
-        self._p_vector = real(p * (self.weights / one_minus)[None, :, None])
-        self._h_vector = real(h * (self.weights / one_minus)[None, :, None])
+        self._vector_tables = real(np.stack([p, h]) * (self.weights / one_minus)[None, None, :, None])
         self._phase = torch.as_tensor(np.exp(1j * m * math.radians(lon0)), dtype=cdtype)[:, None]
         self.d_dlon = torch.as_tensor(1j * m, dtype=cdtype)[:, None]
         """``i m``: multiplying coefficients by it takes the longitude derivative ``d/dlambda``."""
@@ -172,12 +171,13 @@ class SphericalHarmonics:
         """Coefficients -> grid values."""
         return self._synthesis(coeffs, self._p)
 
-    def winds(self, psi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def winds(self, psi: torch.Tensor, *fields: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """``(U, V) = (u cos(lat), v cos(lat))`` of the non-divergent flow of streamfunction ``psi``:
-        ``u = -(1/a) dpsi/dlat``, ``v = (1/(a cos lat)) dpsi/dlambda``."""
+        ``u = -(1/a) dpsi/dlat``, ``v = (1/(a cos lat)) dpsi/dlambda``; then the grid values of any
+        further ``fields`` (coefficients), synthesised in the same batched transform as ``V``."""
         u = -self._synthesis(psi, self._h) / self.radius
-        v = self._synthesis(psi * self.d_dlon, self._p) / self.radius
-        return u, v
+        grids = self._synthesis(torch.stack([psi * self.d_dlon, *fields], dim=-3), self._p).unbind(dim=-3)
+        return (u, grids[0] / self.radius, *grids[1:])
 
     def divergence(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Coefficients of ``div F`` from ``a = F_lambda cos(lat)``, ``b = F_lat cos(lat)`` on the grid.
@@ -187,9 +187,8 @@ class SphericalHarmonics:
         ``l = 0`` coefficient is exactly zero (``m = 0``, ``H_0^0 = 0``): a flux divergence
         neither makes nor destroys anything.
         """
-        fa, fb = self._fourier(a), self._fourier(b)
-        out = self.d_dlon * self._legendre_analysis(fa, self._p_vector) - self._legendre_analysis(fb, self._h_vector)
-        return out / self.radius
+        projected = self._legendre_analysis(self._fourier(torch.stack([a, b], dim=-3)), self._vector_tables)
+        return (self.d_dlon * projected[..., 0, :, :] - projected[..., 1, :, :]) / self.radius
 
     def curl(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """Coefficients of ``k . curl F`` (same inputs as :meth:`divergence`): ``curl(F) = div(k x F)``."""
