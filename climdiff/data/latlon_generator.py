@@ -21,7 +21,14 @@ import torch
 
 from climdiff.data.latlon import LatLonGrid
 from climdiff.data.moist_barotropic import YEAR_DAYS, MoistBarotropicConfig, MoistBarotropicModel, SeasonalForcing
-from climdiff.data.producer import CALENDAR, Production, day_time_variable, produce_store, runtime_attrs
+from climdiff.data.producer import (
+    CALENDAR,
+    Production,
+    day_time_variable,
+    produce_store,
+    run_generator,
+    runtime_attrs,
+)
 from climdiff.data.store import TRAINING_KIND, AppendableStore, TimeVariable
 from climdiff.errors import ClimdiffError
 
@@ -81,12 +88,10 @@ class _LatLonSimulation:
     def __init__(self, model: MoistBarotropicModel, run: LatLonRun, arrays: dict[str, np.ndarray] | None) -> None:
         self.model = model
         self.run = run
-        self.generator = torch.Generator(device="cpu")
+        self.generator = run_generator(run.seed, arrays)
         if arrays is None:
-            self.generator.manual_seed(run.seed)
             self.state = model.initial_state(self.generator, self._day_of_year(0))
         else:
-            self.generator.set_state(torch.from_numpy(arrays["rng"]))
             self.state = {name: torch.from_numpy(arrays[name]) for name in ("zeta", "chi", "q")}
 
     def state_arrays(self) -> dict[str, np.ndarray]:

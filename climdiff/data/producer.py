@@ -91,6 +91,15 @@ class Production:
         return self.spinup_steps + self.frames * self.steps_per_frame
 
 
+def run_generator(seed: int, arrays: dict[str, np.ndarray] | None) -> torch.Generator:
+    """A run's CPU random generator: seeded afresh, or as saved (``arrays["rng"]``) at the last commit."""
+    generator = torch.Generator(device="cpu")
+    if arrays is None:
+        return generator.manual_seed(seed)
+    generator.set_state(torch.from_numpy(arrays["rng"]))
+    return generator
+
+
 def runtime_attrs() -> dict[str, Any]:
     """Store attributes that bit-identical resume depends on (checked by :func:`produce_store`)."""
     return {"torch_version": torch.__version__, "threads": torch.get_num_threads()}

@@ -17,7 +17,14 @@ import numpy as np
 import torch
 
 from climdiff.data.navier_stokes import ForcedTurbulence, TurbulenceConfig
-from climdiff.data.producer import CALENDAR, Production, day_time_variable, produce_store, runtime_attrs
+from climdiff.data.producer import (
+    CALENDAR,
+    Production,
+    day_time_variable,
+    produce_store,
+    run_generator,
+    runtime_attrs,
+)
 from climdiff.data.store import TRAINING_KIND, AppendableStore, Coordinate, TimeVariable
 from climdiff.errors import ClimdiffError
 from climdiff.runtime import resolve_device, resolve_dtype
@@ -125,18 +132,16 @@ def _layout(run: TurbulenceRun, solver: ForcedTurbulence) -> tuple[list[Coordina
     return coords, variables
 
 
-class _TurbulenceSource:
+class _TurbulenceSimulation:
     """The solver and its random generator as a :class:`~climdiff.data.producer.Simulation`."""
 
     def __init__(self, solver: ForcedTurbulence, run: TurbulenceRun, arrays: dict[str, np.ndarray] | None) -> None:
         self.solver = solver
         self.run = run
-        self.generator = torch.Generator(device="cpu")
+        self.generator = run_generator(run.seed, arrays)
         if arrays is None:
-            self.generator.manual_seed(run.seed)
             self.zeta_hat = solver.initial_state(self.generator)
         else:
-            self.generator.set_state(torch.from_numpy(arrays["rng"]))
             self.zeta_hat = torch.from_numpy(arrays["zeta_hat"]).to(solver.grid.device)
 
     def state_arrays(self) -> dict[str, np.ndarray]:
@@ -200,7 +205,7 @@ def generate_turbulence(
         config=run.identity(),
         production=run.production,
         create=lambda path: _create_store(path, run, solver, command),
-        source=lambda arrays: _TurbulenceSource(solver, run, arrays),
+        source=lambda arrays: _TurbulenceSimulation(solver, run, arrays),
         label=f"turbulence {run.solver.size}x{run.solver.size}",
         overwrite=overwrite,
         quiet=quiet,
