@@ -276,6 +276,8 @@ def test_cli_makes_a_default_grid_store_and_info_describes_it(cli, tmp_path: Pat
     info = json.loads(cli("data", "info", out, "--json").stdout)
     assert info["complete"] and info["frames"] == 2 and info["grid"] == {"lat": 32, "lon": 64}
     assert abs(info["water_budget"]["max_abs_residual"]) < 1e-10
+    picture = tmp_path / "look.png"
+    assert cli("data", "info", out, "--plot", picture).exit_code == 0 and picture.stat().st_size > 10_000
     again = cli("data", "latlon", "--out", out, "--days", "3", "--spinup-days", "0", "--quiet")
     assert again.exit_code != 0 and "another configuration" in again.stderr
 
