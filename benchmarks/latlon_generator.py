@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import torch
 
-from climdiff.data.moist_barotropic import YEAR_DAYS, MoistBarotropicConfig, MoistBarotropicModel
+from climdiff.data.moist_barotropic import YEAR_DAYS, MoistBarotropicConfig, MoistBarotropicModel, default_steps_per_day
 
 
 def _clock(fn: Callable[[], object], calls: int) -> tuple[float, float]:
@@ -62,6 +62,7 @@ def benchmark(n_lat: int, n_lon: int, days: int, warmup: int, steps_per_day: int
         "step_ms": step_cpu * 1e3,
         **{f"{name}_share": value / step_cpu for name, value in parts.items()},
         "truncation": config.truncation,
+        "steps_per_day": steps_per_day,
     }
 
 
@@ -70,18 +71,19 @@ def main() -> None:
     parser.add_argument("--grids", nargs="+", default=["32x64"], help="output grids NLATxNLON")
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--steps-per-day", type=int, default=MoistBarotropicConfig.steps_per_day)
+    parser.add_argument("--steps-per-day", type=int, default=None, help="default: as `climdiff data latlon`")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f}")
-    print("| output grid | model | s/year wall | s/year CPU | ms/step CPU | RK3 tendencies | fluxes | transport |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| output grid | model | steps/day | s/year wall | s/year CPU | ms/step CPU | RK3 tendencies | fluxes | transport |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for text in args.grids:
         n_lat, n_lon = (int(v) for v in text.split("x"))
-        r = benchmark(n_lat, n_lon, args.days, args.warmup, args.steps_per_day)
+        r = benchmark(n_lat, n_lon, args.days, args.warmup, args.steps_per_day or default_steps_per_day(n_lat))
         print(
-            f"| {n_lat}x{n_lon} | T{r['truncation']} on {2 * n_lat}x{2 * n_lon} | {r['wall_per_year']:.1f} | "
+            f"| {n_lat}x{n_lon} | T{r['truncation']} on {2 * n_lat}x{2 * n_lon} | {r['steps_per_day']} | "
+            f"{r['wall_per_year']:.1f} | "
             f"{r['cpu_per_year']:.1f} | {r['step_ms']:.2f} | {r['tendencies_share']:.0%} | {r['fluxes_share']:.0%} | "
             f"{r['transport_share']:.0%} |",
             flush=True,

@@ -21,7 +21,7 @@ from climdiff.cli.common import (
 )
 from climdiff.data.info import describe_training_store
 from climdiff.data.latlon_generator import LatLonRun, generate_latlon
-from climdiff.data.moist_barotropic import YEAR_DAYS, MoistBarotropicConfig
+from climdiff.data.moist_barotropic import YEAR_DAYS, MoistBarotropicConfig, default_steps_per_day
 from climdiff.data.navier_stokes import TurbulenceConfig
 from climdiff.data.quicklook import plot_training_store
 from climdiff.data.splits import parse_split
@@ -99,7 +99,9 @@ def latlon(
     n_lat: Annotated[int, typer.Option(help="Output latitudes (the model runs on a grid twice as fine).")] = 32,
     n_lon: Annotated[int, typer.Option(help="Output longitudes (even).")] = 64,
     spinup_days: Annotated[int, typer.Option(help="Model days discarded before the first stored day.")] = YEAR_DAYS,
-    steps_per_day: Annotated[int, typer.Option(help="Model time steps per day.")] = MoistBarotropicConfig.steps_per_day,
+    steps_per_day: Annotated[
+        int | None, typer.Option(help="Model time steps per day [default: 12 per 32 output latitudes].")
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed of the stirring and the divergent wind.")] = 0,
     split: Annotated[
         str, typer.Option(help="Train,validation,test fractions, contiguous in time, on whole years when possible.")
@@ -115,7 +117,9 @@ def latlon(
     """
     configure_threads(threads)
     run = LatLonRun(
-        model=MoistBarotropicConfig(n_lat=n_lat, n_lon=n_lon, steps_per_day=steps_per_day),
+        model=MoistBarotropicConfig(
+            n_lat=n_lat, n_lon=n_lon, steps_per_day=steps_per_day or default_steps_per_day(n_lat)
+        ),
         days=days if days is not None else years * YEAR_DAYS,
         spinup_days=spinup_days,
         seed=seed,

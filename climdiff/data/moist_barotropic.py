@@ -49,6 +49,14 @@ EQUINOX_DAY = 79  # day of year (0-based) of the March equinox: the seasonal pha
 REFINEMENT = 2  # internal cells per output cell along each axis
 
 
+def default_steps_per_day(n_lat: int) -> int:
+    """12 steps a day (dt = 2 h) at 32 output latitudes, more in proportion on finer grids.
+
+    The spectral advective limit of SSP-RK3 scales as ``a / (u_max T)``: about 2.4 h for 60 m/s at T21.
+    """
+    return 12 * max(1, math.ceil(n_lat / 32))
+
+
 @dataclass(frozen=True)
 class MoistBarotropicConfig:
     """Physical and numerical parameters (defaults: the documented setting of docs/latlon_generator.md).
