@@ -15,7 +15,7 @@ Two coupled parts (docs/latlon_generator.md derives and motivates every term):
 
 * **Moisture.** Column water vapour ``q`` (mm = kg m-2), finite volumes on the same cell-centred
   grid: flux form, so ``sum(A q)`` changes only by the sources; upwind (meridional) and
-  flux-form semi-Lagrangian (zonal, any Courant number, as in Lin & Rood 1996) so ``q >= 0``
+  flux-form semi-Lagrangian (zonal, any Courant number, as in Lin & Rood 1996) so ``q >= 0`` (to round-off)
   with no filter. The rotational part of each face flux is a difference of streamfunction
   values at the face's corners, so it is exactly non-divergent. Sources per step, each an exact
   relaxation over ``dt`` (so neither can overshoot)::
