@@ -108,12 +108,14 @@ def test_transport_conserves_water_and_stays_positive_at_large_courant_numbers(m
 
 
 def test_coarsening_preserves_area_means(model) -> None:
-    field = torch.rand(model.sht.n_lat, model.sht.n_lon, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    shape = (model.sht.n_lat, model.sht.n_lon)
+    field = torch.rand(shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     coarse = model.coarsen(field).numpy()
     areas = cell_areas(LatLonGrid(SMALL_MODEL.n_lat, SMALL_MODEL.n_lon))
     assert (coarse * areas).sum() / areas.sum() == pytest.approx(float(model.area_mean(field)), rel=1e-13)
     # a field that is constant on each output cell comes back unchanged (cells nest exactly)
-    blocks = torch.rand(SMALL_MODEL.n_lat, SMALL_MODEL.n_lon, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    coarse_shape = (SMALL_MODEL.n_lat, SMALL_MODEL.n_lon)
+    blocks = torch.rand(coarse_shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     fine = torch.roll(blocks.repeat_interleave(2, 0).repeat_interleave(2, 1), -1, dims=-1)
     torch.testing.assert_close(model.coarsen(fine), blocks, atol=1e-14, rtol=0)
 
@@ -253,24 +255,22 @@ def test_complete_store_is_refused_and_blow_up_keeps_committed_days(
 
 
 def test_splits_fall_on_whole_years() -> None:
-    assert split_counts(10 * 365, (0.8, 0.1, 0.1), 365) == {
-        "train": [0, 2920], "validation": [2920, 3285], "test": [3285, 3650]
-    }  # fmt: skip
+    whole_years = {"train": [0, 2920], "validation": [2920, 3285], "test": [3285, 3650]}
+    assert split_counts(10 * 365, (0.8, 0.1, 0.1), 365) == whole_years
     assert split_counts(40, (0.5, 0.25, 0.25), 365) == split_counts(40, (0.5, 0.25, 0.25))
 
 
 def test_cli_refuses_a_grid_too_coarse_for_the_default_stirring(cli, tmp_path: Path) -> None:
     out = tmp_path / "cli.zarr"
-    result = cli("data", "latlon", "--out", out, "--days", "4", "--n-lat", "16", "--n-lon", "32", "--spinup-days", "1",
-                 "--steps-per-day", "8", "--chunk", "2", "--split", "0.5,0.25,0.25", "--threads", "1", "--quiet")  # fmt: skip
+    result = cli("data", "latlon", "--out", out, "--days", "4", "--n-lat", "16", "--n-lon", "32", "--quiet")
     assert result.exit_code == 2 and "stirring band" in result.stderr  # T10 cannot hold the default stirring
     assert "Traceback" not in result.stderr
 
 
 def test_cli_makes_a_default_grid_store_and_info_describes_it(cli, tmp_path: Path) -> None:
     out = tmp_path / "cli.zarr"
-    result = cli("data", "latlon", "--out", out, "--days", "2", "--spinup-days", "0", "--chunk", "2",
-                 "--split", "0.5,0.5,0", "--threads", "1", "--quiet")  # fmt: skip
+    args = ["--days", "2", "--spinup-days", "0", "--chunk", "2", "--split", "0.5,0.5,0", "--threads", "1"]
+    result = cli("data", "latlon", "--out", out, *args, "--quiet")
     assert result.exit_code == 0, result.stderr
     assert "wrote 2 days of 32x64 daily precipitation" in result.stdout
     info = json.loads(cli("data", "info", out, "--json").stdout)

@@ -95,7 +95,8 @@ class _LatLonSimulation:
             self.state = {name: torch.from_numpy(arrays[name]) for name in ("zeta", "chi", "q")}
 
     def state_arrays(self) -> dict[str, np.ndarray]:
-        return {**{name: value.numpy() for name, value in self.state.items()}, "rng": self.generator.get_state().numpy()}
+        arrays = {name: value.numpy() for name, value in self.state.items()}
+        return {**arrays, "rng": self.generator.get_state().numpy()}
 
     def _day_of_year(self, step: int) -> int:
         """Calendar day of the year (0 = 1 January) of the model day holding time step ``step``."""

@@ -104,9 +104,17 @@ class MoistBarotropicConfig:
         if self.steps_per_day < 1:
             fail(f"--steps-per-day must be positive, got {self.steps_per_day}")
         positive = (
-            "relaxation_days", "hyperdiffusion_days", "q_sat_max", "q_sat_pole", "q_sat_width", "evaporation_days",
-            "condensation_hours", "hadley_width", "divergent_days", "jet_width",
-        )  # fmt: skip
+            "relaxation_days",
+            "hyperdiffusion_days",
+            "q_sat_max",
+            "q_sat_pole",
+            "q_sat_width",
+            "evaporation_days",
+            "condensation_hours",
+            "hadley_width",
+            "divergent_days",
+            "jet_width",
+        )
         for name in positive:
             if not getattr(self, name) > 0:
                 fail(f"lat-lon generator {name} must be positive, got {getattr(self, name)!r}")
@@ -115,7 +123,8 @@ class MoistBarotropicConfig:
                 fail(f"lat-lon generator {name} must be non-negative, got {getattr(self, name)!r}")
         t = self.truncation
         low, high = self.divergent_wavenumbers
-        if not (1 <= self.stirring_wavenumber - self.stirring_width and self.stirring_wavenumber + self.stirring_width <= t):
+        stirred = (self.stirring_wavenumber - self.stirring_width, self.stirring_wavenumber + self.stirring_width)
+        if not 1 <= stirred[0] <= stirred[1] <= t:
             fail(f"the stirring band must lie in 1..T{t}")
         if not 1 <= low <= high <= t:
             fail(f"the divergent wavenumbers must lie in 1..T{t}, got {low}..{high}")
@@ -247,7 +256,8 @@ class MoistBarotropicModel:
         zeta_eq = self.sht.curl(u_eq * self._cos_lat, torch.zeros_like(u_eq))
 
         thermal_equator = c.thermal_equator_migration * lagged
-        q_sat = c.q_sat_pole + (c.q_sat_max - c.q_sat_pole) * torch.exp(-(((lat - thermal_equator) / c.q_sat_width) ** 2))
+        profile = torch.exp(-(((lat - thermal_equator) / c.q_sat_width) ** 2))
+        q_sat = c.q_sat_pole + (c.q_sat_max - c.q_sat_pole) * profile
         q_sat = q_sat.expand(-1, self.sht.n_lon).contiguous()
 
         itcz = c.itcz_migration * lagged

@@ -220,6 +220,6 @@ class SphericalHarmonics:
 
     def at_points(self, coeffs: torch.Tensor, table: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
         """``sum_m sum_l f_lm Pbar_l^m(mu) e^{i m lambda}`` (real) on the points of :meth:`point_tables`."""
-        fourier = torch.view_as_real(torch.view_as_complex(torch.matmul(table, torch.view_as_real(coeffs)).contiguous()))
-        # fourier: (..., M, J, 2); real part of sum_m F_m e^{i m lambda} with the m > 0 terms doubled
+        fourier = torch.matmul(table, torch.view_as_real(coeffs))  # (..., M, J, 2)
+        # real part of sum_m F_m e^{i m lambda} with the m > 0 terms doubled
         return torch.einsum("...mjc,cmk->...jk", fourier, basis)
