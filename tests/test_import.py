@@ -136,7 +136,7 @@ def test_hourly_accumulations_in_metres_from_two_overlapping_files(tmp_path: Pat
     assert stats["max"] == pytest.approx(float(got.values[:2].max()))
     assert stats["mean"] == pytest.approx(float(got.values[:2].astype(np.float64).mean()))
     attrs = got.attrs
-    assert attrs["standard_name"] == "lwe_thickness_of_precipitation_amount" and attrs["cell_methods"] == "time: sum"
+    assert attrs["standard_name"] == "lwe_precipitation_rate" and attrs["cell_methods"] == "time: mean"
 
 
 def test_store_feeds_training_through_the_log_transform(tmp_path: Path, cli: Callable) -> None:

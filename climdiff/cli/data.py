@@ -19,6 +19,8 @@ from climdiff.cli.common import (
 )
 from climdiff.data.importing.run import HOWS, ImportRun, import_store
 from climdiff.data.info import describe_training_store
+from climdiff.data.latlon_generator import LatLonRun, generate_latlon
+from climdiff.data.moist_barotropic import YEAR_DAYS, MoistBarotropicConfig, default_steps_per_day
 from climdiff.data.navier_stokes import TurbulenceConfig
 from climdiff.data.quicklook import plot_training_store
 from climdiff.data.splits import parse_split
@@ -113,6 +115,56 @@ def import_(
     summary = describe_training_store(out)
     shape = " x ".join(f"{dim}={n}" for dim, n in summary["grid"].items())
     typer.echo(f"wrote {summary['frames']} days of {summary['variable']} ({shape}) to {out}")
+
+
+@app.command()
+def latlon(
+    out: OutPath,
+    years: Annotated[int, typer.Option(help="Years of daily data to store (365-day years).")] = 30,
+    days: Annotated[
+        int | None, typer.Option(help="Store this many days instead of --years (quick looks and tests).")
+    ] = None,
+    n_lat: Annotated[int, typer.Option(help="Output latitudes (the model runs on a grid twice as fine).")] = 32,
+    n_lon: Annotated[int, typer.Option(help="Output longitudes (even).")] = 64,
+    spinup_days: Annotated[int, typer.Option(help="Model days discarded before the first stored day.")] = YEAR_DAYS,
+    steps_per_day: Annotated[
+        int | None, typer.Option(help="Model time steps per day [default: 12 per 32 output latitudes].")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the stirring and the divergent wind.")] = 0,
+    split: Annotated[
+        str, typer.Option(help="Train,validation,test fractions, contiguous in time, on whole years when possible.")
+    ] = "0.8,0.1,0.1",
+    chunk: Annotated[int, typer.Option(help="Days per Zarr time chunk (and per resume commit).")] = 73,
+    threads: Threads = None,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Run the moist barotropic model on the sphere and write daily global precipitation (resumable).
+
+    Re-running the same command after an interruption continues where it stopped.
+    """
+    configure_threads(threads)
+    run = LatLonRun(
+        model=MoistBarotropicConfig(
+            n_lat=n_lat, n_lon=n_lon, steps_per_day=steps_per_day or default_steps_per_day(n_lat)
+        ),
+        days=days if days is not None else years * YEAR_DAYS,
+        spinup_days=spinup_days,
+        seed=seed,
+        split=parse_split(split),
+        chunk=chunk,
+    )
+    generate_latlon(out, run, overwrite=overwrite, quiet=quiet, command=command_line())
+    budget = describe_training_store(out).get("water_budget", {})
+    typer.echo(
+        f"wrote {run.days} days of {n_lat}x{n_lon} daily precipitation to {out}"
+        + (
+            f" (global mean {budget['precipitation_mean']:.3g} mm/day, "
+            f"largest daily budget residual {budget['max_abs_residual']:.1e} mm/day)"
+            if budget
+            else ""
+        )
+    )
 
 
 @app.command()

@@ -36,7 +36,7 @@ def describe_training_store(path: Path) -> dict[str, Any]:
         "climdiff_version": meta["climdiff_version"],
         "complete": meta["complete"],
         "frames": frames,
-        "frames_target": config.get("frames", frames),
+        "frames_target": config.get("frames", config.get("days", frames)),
         "grid": {dim: int(ds.sizes[dim]) for dim in ("y", "x", "lat", "lon") if dim in ds.sizes},
         "config": config,
     }
@@ -63,5 +63,12 @@ def describe_training_store(path: Path) -> dict[str, Any]:
             "mean_abs_residual": float(np.abs(residual).mean()),
             "mean_abs_residual_over_eps": float(np.abs(residual).mean() / eps),
             "energy_mean": float(ds["energy"].values.mean()),
+        }
+    if frames and "precipitation_mean" in ds:
+        info["water_budget"] = {
+            "evaporation_mean": float(ds["evaporation_mean"].values.mean()),
+            "precipitation_mean": float(ds["precipitation_mean"].values.mean()),
+            "water_vapour_mean": float(ds["water_vapour_mean"].values.mean()),
+            "max_abs_residual": float(np.abs(ds["budget_residual"].values).max()),
         }
     return info

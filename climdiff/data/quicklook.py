@@ -1,7 +1,9 @@
-"""A one-page picture of a turbulence store: last frame, energy budget in time, mean spectrum.
+"""A one-page picture of a training store, what a user looks at first to see whether the data are
+what they asked for.
 
-What a user looks at first to see whether the data are what they asked for: a statistically
-steady energy, an injection that hovers around epsilon, and a spectrum with the forcing peak.
+* turbulence: last frame, energy budget in time (a statistically steady energy, an injection that
+  hovers around epsilon), mean spectrum with the forcing peak;
+* lat-lon precipitation: last day, time-mean map, and the global water budget in time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def plot_training_store(path: Path, out: Path) -> Path:
     ds = xr.open_zarr(str(path), consolidated=True, decode_times=False)
     if ds.sizes.get("time", 0) == 0:
         raise StoreError(f"{path} holds no frames yet: nothing to plot")
+    if "precipitation_mean" in ds:
+        return _plot_precipitation(ds, path, out)
     solver = store_meta(ds.attrs)["config"]["solver"]
     eps = solver["eps"]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.5), constrained_layout=True)
@@ -50,6 +54,29 @@ def plot_training_store(path: Path, out: Path) -> Path:
     axes[2].set(title="mean isotropic energy spectrum", xlabel="|k|", ylabel="E(k)")
     axes[2].legend(fontsize=8)
 
+    fig.suptitle(str(path))
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def _plot_precipitation(ds: xr.Dataset, path: Path, out: Path) -> Path:
+    """Last day and time mean on the globe (log colours: rain spans decades), and the water budget."""
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2), constrained_layout=True)
+    extent = (0, 360, -90, 90)
+    norm = matplotlib.colors.LogNorm(vmin=0.1, vmax=max(1.0, float(ds["precipitation"].max())))
+    for ax, field, title in (
+        (axes[0], ds["precipitation"].isel(time=-1).values, f"day {int(ds['time'].values[-1])}"),
+        (axes[1], ds["precipitation"].mean("time").values, f"mean over {ds.sizes['time']} days"),
+    ):
+        image = ax.imshow(np.where(field > 0, field, np.nan), extent=extent, norm=norm, cmap="viridis_r", aspect="auto")
+        ax.set(title=title, xlabel="longitude", ylabel="latitude")
+    fig.colorbar(image, ax=axes[:2], shrink=0.8, label=ds["precipitation"].attrs.get("units", ""))
+    days = ds["time"].values
+    for name in ("evaporation_mean", "precipitation_mean"):
+        axes[2].plot(days, ds[name].values, label=name, lw=1)
+    axes[2].set(title="global water budget", xlabel="day", ylabel="mm/day")
+    axes[2].legend(fontsize=8)
     fig.suptitle(str(path))
     fig.savefig(out, dpi=100)
     plt.close(fig)

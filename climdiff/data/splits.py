@@ -17,8 +17,15 @@ SPLITS = ("train", "validation", "test")
 _YEARS = re.compile(r"^(\d{1,5})(?:\s*-\s*(\d{1,5}))?$")
 
 
-def split_counts(frames: int, fractions: tuple[float, ...] | list[float]) -> dict[str, list[int]]:
-    """Half-open index ranges ``[start, stop)`` of each split for ``frames`` frames."""
+def split_counts(frames: int, fractions: tuple[float, ...] | list[float], block: int = 1) -> dict[str, list[int]]:
+    """Half-open index ranges ``[start, stop)`` of each split for ``frames`` frames.
+
+    With ``block > 1`` and ``frames`` a whole number of blocks, the boundaries fall on whole blocks
+    (whole years of daily data, so every split holds complete seasonal cycles).
+    """
+    if block > 1 and frames % block == 0:
+        counts = split_counts(frames // block, fractions)
+        return {name: [start * block, stop * block] for name, (start, stop) in counts.items()}
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         raise ClimdiffError(
             f"--split needs three non-negative fractions summing to 1 (train,validation,test), got {list(fractions)}"

@@ -1,18 +1,13 @@
 """`climdiff data turbulence`: run the forced 2-D turbulence solver into a training store.
 
 One saved frame is called a "day" (the time step of the emulator): it is taken every
-``every`` solver steps after a spin-up of ``spinup`` time units is discarded. Frames are
-buffered one Zarr time chunk at a time, so memory does not grow with the run length, and the
-solver state plus the random generator are committed after every chunk (see
-:mod:`climdiff.data.store`), so an interrupted run resumes exactly where it stopped and gives,
-bit for bit, the store an uninterrupted run gives.
+``every`` solver steps after a spin-up of ``spinup`` time units is discarded. The chunked,
+resumable writing (bit-identical after an interruption) is :mod:`climdiff.data.producer`'s.
 """
 
 from __future__ import annotations
 
 import math
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,19 +17,18 @@ import numpy as np
 import torch
 
 from climdiff.data.navier_stokes import ForcedTurbulence, TurbulenceConfig
-from climdiff.data.splits import split_counts
-from climdiff.data.statistics import field_statistics
-from climdiff.data.store import (
-    AppendableStore,
-    Coordinate,
-    TimeVariable,
+from climdiff.data.producer import (
+    CALENDAR,
+    Production,
+    day_time_variable,
+    produce_store,
+    run_generator,
+    runtime_attrs,
 )
-from climdiff.errors import ClimdiffError, SolverError
-from climdiff.metadata import COUNTER_DTYPE, field_attrs, grid_coordinates
-from climdiff.progress import ProgressReporter
-from climdiff.resume import claim_output
+from climdiff.data.store import TRAINING_KIND, AppendableStore, Coordinate, TimeVariable
+from climdiff.errors import ClimdiffError
+from climdiff.metadata import field_attrs, grid_coordinates
 from climdiff.runtime import resolve_device, resolve_dtype
-from climdiff.zarr_io import TRAINING_KIND, read_header
 
 VARIABLE = "vorticity"
 DIAGNOSTICS: dict[str, tuple[str, str]] = {
@@ -47,8 +41,6 @@ DIAGNOSTICS: dict[str, tuple[str, str]] = {
     "dEdt": ("energy tendency (E_end - E_start) / interval", "1"),
     "budget_residual": ("dEdt - (injection - drag - dissipation)", "1"),
 }
-CALENDAR = "noleap"
-TIME_UNITS = "days since 0001-01-01 00:00:00"
 
 
 @dataclass(frozen=True)
@@ -72,17 +64,15 @@ class TurbulenceRun:
             raise ClimdiffError(f"--every must be positive, got {self.every}")
         if self.spinup < 0:
             raise ClimdiffError(f"--spinup must be non-negative, got {self.spinup}")
-        if self.chunk < 1:
-            raise ClimdiffError(f"--chunk must be positive, got {self.chunk}")
-        split_counts(self.frames, self.split)  # validates the fractions
+        _ = self.production  # building it validates chunk and split
 
     @property
     def spinup_steps(self) -> int:
         return math.ceil(self.spinup / self.solver.dt - 1e-9)
 
     @property
-    def total_steps(self) -> int:
-        return self.spinup_steps + self.frames * self.every
+    def production(self) -> Production:
+        return Production(VARIABLE, self.frames, self.every, self.spinup_steps, self.chunk, self.split)
 
     def identity(self) -> dict[str, Any]:
         """The configuration stored in (and compared against) the output."""
@@ -111,11 +101,7 @@ def _layout(run: TurbulenceRun, solver: ForcedTurbulence) -> tuple[list[Coordina
     ]
     coordinates_attr = {"coordinates": "model_time"}
     variables = [
-        TimeVariable(
-            "time",
-            dtype=COUNTER_DTYPE,
-            attrs={"standard_name": "time", "units": TIME_UNITS, "calendar": CALENDAR, "axis": "T"},
-        ),
+        day_time_variable(),
         TimeVariable(
             "model_time",
             dtype="float64",
@@ -150,33 +136,61 @@ def _layout(run: TurbulenceRun, solver: ForcedTurbulence) -> tuple[list[Coordina
     return coords, variables
 
 
-@dataclass
-class _SolverState:
-    """What is committed after every chunk: enough to continue bit for bit."""
+class _TurbulenceSimulation:
+    """The solver and its random generator as a :class:`~climdiff.data.producer.Simulation`."""
 
-    zeta_hat: torch.Tensor
-    generator: torch.Generator
-    step: int
-    frames: int
+    def __init__(self, solver: ForcedTurbulence, run: TurbulenceRun, arrays: dict[str, np.ndarray] | None) -> None:
+        self.solver = solver
+        self.run = run
+        self.generator = run_generator(run.seed, arrays)
+        if arrays is None:
+            self.zeta_hat = solver.initial_state(self.generator)
+        else:
+            self.zeta_hat = torch.from_numpy(arrays["zeta_hat"]).to(solver.grid.device)
 
-    def to_arrays(self) -> dict[str, np.ndarray]:
+    def state_arrays(self) -> dict[str, np.ndarray]:
+        return {"zeta_hat": self.zeta_hat.cpu().numpy(), "rng": self.generator.get_state().numpy()}
+
+    def _advance(self, steps: int) -> list[Any]:
+        """Take ``steps`` forced steps; return their budgets (tensors, no device sync)."""
+        budgets = []
+        for _ in range(steps):
+            forcing = self.solver.draw_forcing(self.generator)
+            self.zeta_hat, budget = self.solver.step(self.zeta_hat, forcing)
+            budgets.append(budget)
+        return budgets
+
+    def spin_up(self, step: int, steps: int) -> None:
+        self._advance(steps)
+
+    def failure(self, step: int) -> str | None:
+        if bool(torch.isfinite(torch.view_as_real(self.zeta_hat)).all()):
+            return None
+        return f"(non-finite vorticity) at step {step}, t = {step * self.run.solver.dt:.4g}; try a smaller --dt"
+
+    def next_frame(self, frame: int, step: int) -> dict[str, np.ndarray]:
+        """The stored values of the frame after ``every`` more steps, from the interval's step budgets."""
+        budgets = self._advance(self.run.every)
+        solver = self.solver
+        interval = self.run.every * self.run.solver.dt
+        injection = float(torch.stack([b.injection for b in budgets]).mean())
+        drag = float(torch.stack([b.drag for b in budgets]).mean())
+        dissipation = float(torch.stack([b.dissipation for b in budgets]).mean())
+        d_e_dt = float(budgets[-1].energy_after - budgets[0].energy_before) / interval
+        _, spectrum = solver.energy_spectrum(self.zeta_hat)
         return {
-            "zeta_hat": self.zeta_hat.cpu().numpy(),
-            "rng": self.generator.get_state().numpy(),
-            "step": np.int64(self.step),
-            "frames": np.int64(self.frames),
+            "time": np.int64(frame),
+            "model_time": np.float64(step * self.run.solver.dt),
+            VARIABLE: solver.vorticity(self.zeta_hat).to(torch.float32).cpu().numpy(),
+            "energy_spectrum": spectrum.to(torch.float64).cpu().numpy(),
+            "energy": np.float64(budgets[-1].energy_after),
+            "enstrophy": np.float64(solver.enstrophy(self.zeta_hat)),
+            "injection": np.float64(injection),
+            "drag": np.float64(drag),
+            "dissipation": np.float64(dissipation),
+            "dEdt": np.float64(d_e_dt),
+            "budget_residual": np.float64(d_e_dt - (injection - drag - dissipation)),
         }
-
-    @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], device: torch.device) -> _SolverState:
-        generator = torch.Generator(device="cpu")
-        generator.set_state(torch.from_numpy(arrays["rng"]))
-        return cls(
-            zeta_hat=torch.from_numpy(arrays["zeta_hat"]).to(device),
-            generator=generator,
-            step=int(arrays["step"]),
-            frames=int(arrays["frames"]),
-        )
 
 
 def generate_turbulence(
@@ -188,46 +202,19 @@ def generate_turbulence(
     command: str = "",
     after_commit: Callable[[int], None] | None = None,
 ) -> Path:
-    """Write (or resume, or finish) a turbulence training store at ``out``.
-
-    ``after_commit`` is called with the number of committed frames after every chunk; tests use
-    it to interrupt a run at a known point.
-    """
-    out = Path(out)
-    device = resolve_device(run.device)
-    dtype = resolve_dtype(run.dtype)
-    resume = claim_output(
-        out, kind=TRAINING_KIND, config=run.identity(), overwrite=overwrite, header=read_header(out)
-    )
-    solver = ForcedTurbulence(run.solver, device=device, dtype=dtype)
-    if resume:
-        store = AppendableStore.open(out)
-        _warn_if_not_bit_reproducible(store)
-    else:
-        store = _create_store(out, run, solver, command)
-
-    arrays = store.load_state()
-    if arrays is None:
-        generator = torch.Generator(device="cpu").manual_seed(run.seed)
-        state = _SolverState(solver.initial_state(generator), generator, step=0, frames=0)
-    else:
-        state = _SolverState.from_arrays(arrays, device)
-    store.truncate(state.frames)
-
-    with ProgressReporter(
-        f"turbulence {run.solver.size}x{run.solver.size}",
-        run.total_steps,
-        unit="steps",
-        rate_label="steps/s",
+    """Write (or resume, or finish) a turbulence training store at ``out`` (see :func:`produce_store`)."""
+    solver = ForcedTurbulence(run.solver, device=resolve_device(run.device), dtype=resolve_dtype(run.dtype))
+    return produce_store(
+        Path(out),
+        config=run.identity(),
+        production=run.production,
+        create=lambda path: _create_store(path, run, solver, command),
+        source=lambda arrays: _TurbulenceSimulation(solver, run, arrays),
+        label=f"turbulence {run.solver.size}x{run.solver.size}",
+        overwrite=overwrite,
         quiet=quiet,
-        completed=state.step,
-    ) as progress:
-        producer = _Producer(solver, run, state, store, progress)
-        producer.spin_up()
-        producer.produce_frames(after_commit)
-
-    _finalize(store, run)
-    return out
+        after_commit=after_commit,
+    )
 
 
 def _create_store(out: Path, run: TurbulenceRun, solver: ForcedTurbulence, command: str) -> AppendableStore:
@@ -244,8 +231,7 @@ def _create_store(out: Path, run: TurbulenceRun, solver: ForcedTurbulence, comma
             "frame_interval_steps": run.every,
             "frame_interval_time": run.every * run.solver.dt,
             "resolved_nu": run.solver.resolved_nu(),
-            "torch_version": torch.__version__,
-            "threads": torch.get_num_threads(),
+            **runtime_attrs(),
         },
         coords=coords,
         variables=variables,
@@ -257,107 +243,3 @@ def _create_store(out: Path, run: TurbulenceRun, solver: ForcedTurbulence, comma
             "grid": _grid(run),
         },
     )
-
-
-def _warn_if_not_bit_reproducible(store: AppendableStore) -> None:
-    """Bit-identical resume needs the same thread count and torch version as the first run."""
-    attrs = store.group.attrs
-    started = (attrs.get("threads"), attrs.get("torch_version"))
-    now = (torch.get_num_threads(), torch.__version__)
-    if started != now:
-        warnings.warn(
-            f"resuming with {now[0]} threads and torch {now[1]} where the store was started with "
-            f"{started[0]} threads and torch {started[1]}: frames agree to float tolerance, not bit for bit",
-            stacklevel=3,
-        )
-
-
-@dataclass
-class _Producer:
-    """Advances the solver and commits to the store: spin-up first, then frames."""
-
-    solver: ForcedTurbulence
-    run: TurbulenceRun
-    state: _SolverState
-    store: AppendableStore
-    progress: ProgressReporter
-
-    def _advance(self, steps: int) -> list[Any]:
-        """Take ``steps`` forced steps; return their budgets (tensors, no device sync)."""
-        budgets = []
-        for _ in range(steps):
-            forcing = self.solver.draw_forcing(self.state.generator)
-            self.state.zeta_hat, budget = self.solver.step(self.state.zeta_hat, forcing)
-            budgets.append(budget)
-        self.state.step += steps
-        return budgets
-
-    def _check_finite(self) -> None:
-        if not bool(torch.isfinite(torch.view_as_real(self.state.zeta_hat)).all()):
-            t = self.state.step * self.run.solver.dt
-            raise SolverError(
-                f"the solver blew up (non-finite vorticity) at step {self.state.step}, t = {t:.4g}; "
-                f"try a smaller --dt. The {len(self.store)} frames already in {self.store.path} are kept "
-                "(use --overwrite to start again with other settings)"
-            )
-
-    def spin_up(self) -> None:
-        """Discarded spin-up, committed at the same cadence as frames so it is resumable too."""
-        commit_every = self.run.chunk * self.run.every
-        while self.state.step < self.run.spinup_steps:
-            n = min(commit_every, self.run.spinup_steps - self.state.step)
-            t0 = time.perf_counter()
-            self._advance(n)
-            self._check_finite()
-            self.store.save_state(self.state.to_arrays())
-            self.progress.advance(n, rate=n / (time.perf_counter() - t0))
-
-    def produce_frames(self, after_commit: Callable[[int], None] | None) -> None:
-        """Frames, one Zarr time chunk per commit (chunks aligned, so each file is written once)."""
-        run, state = self.run, self.state
-        while state.frames < run.frames:
-            n_frames = min(run.chunk - state.frames % run.chunk, run.frames - state.frames)
-            t0 = time.perf_counter()
-            records = []
-            for _ in range(n_frames):
-                budgets = self._advance(run.every)
-                self._check_finite()
-                records.append(self._frame_record(budgets))
-                state.frames += 1
-            self.store.append({name: np.stack([r[name] for r in records]) for name in records[0]})
-            self.store.save_state(state.to_arrays())
-            steps = n_frames * run.every
-            self.progress.advance(steps, rate=steps / (time.perf_counter() - t0))
-            if after_commit is not None:
-                after_commit(state.frames)
-
-    def _frame_record(self, budgets: list[Any]) -> dict[str, np.ndarray]:
-        """The stored values of the frame at the current state, from the interval's step budgets."""
-        solver, state = self.solver, self.state
-        interval = self.run.every * self.run.solver.dt
-        injection = float(torch.stack([b.injection for b in budgets]).mean())
-        drag = float(torch.stack([b.drag for b in budgets]).mean())
-        dissipation = float(torch.stack([b.dissipation for b in budgets]).mean())
-        d_e_dt = float(budgets[-1].energy_after - budgets[0].energy_before) / interval
-        _, spectrum = solver.energy_spectrum(state.zeta_hat)
-        return {
-            "time": np.int64(state.frames),
-            "model_time": np.float64(state.step * self.run.solver.dt),
-            VARIABLE: solver.vorticity(state.zeta_hat).to(torch.float32).cpu().numpy(),
-            "energy_spectrum": spectrum.to(torch.float64).cpu().numpy(),
-            "energy": np.float64(budgets[-1].energy_after),
-            "enstrophy": np.float64(solver.enstrophy(state.zeta_hat)),
-            "injection": np.float64(injection),
-            "drag": np.float64(drag),
-            "dissipation": np.float64(dissipation),
-            "dEdt": np.float64(d_e_dt),
-            "budget_residual": np.float64(d_e_dt - (injection - drag - dissipation)),
-        }
-
-
-def _finalize(store: AppendableStore, run: TurbulenceRun) -> None:
-    """Training statistics and split, then mark complete (idempotent if interrupted)."""
-    counts = split_counts(run.frames, run.split)
-    stats = field_statistics(store.path, VARIABLE, stop=counts["train"][1])
-    store.update_meta(complete=True, split=counts, stats={VARIABLE: stats})
-    store.drop_state()

@@ -36,18 +36,15 @@ from climdiff.data.statistics import field_statistics
 from climdiff.data.store import TRAINING_KIND, AppendableStore, TimeVariable
 from climdiff.data.transforms import PRECIPITATION_OFFSET, STANDARDIZE
 from climdiff.errors import ClimdiffError
+from climdiff.metadata import field_attrs
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output, remove_output
 from climdiff.zarr_io import read_header
 
 HOWS = ("auto", SUM, MEAN)
 READ_BUDGET = 2**28  # bytes of float64 source steps held at once
-PRECIPITATION_ATTRS = {
-    "standard_name": "lwe_thickness_of_precipitation_amount",
-    "long_name": "daily precipitation total",
-    "units": PRECIPITATION_UNITS,
-    "cell_methods": "time: sum",
-}
+# a day's total in mm is its mean rate in mm day-1: CF's rate name and "time: mean" (docs/metadata.md)
+PRECIPITATION_ATTRS = field_attrs({"name": PRECIPITATION, "units": PRECIPITATION_UNITS})
 
 
 @dataclass(frozen=True)
@@ -151,8 +148,8 @@ def stored_field(run: ImportRun, attrs: dict[str, Any], units: str | None, where
     if units:
         parse_units(units, where)
     kept = {k: attrs[k] for k in ("standard_name", "long_name") if k in attrs}
-    field_attrs = {**kept, "units": units or "1", "cell_methods": f"time: {how}"}
-    return StoredField(run.variable, units or "1", how, 1.0, field_attrs, {"name": STANDARDIZE})
+    stored_attrs = {**kept, "units": units or "1", "cell_methods": f"time: {how}"}
+    return StoredField(run.variable, units or "1", how, 1.0, stored_attrs, {"name": STANDARDIZE})
 
 
 def import_store(
