@@ -8,11 +8,10 @@ from typing import Any
 
 import cftime
 import numpy as np
-import xarray as xr
 
 from climdiff.data.store import TRAINING_KIND
 from climdiff.errors import StoreError
-from climdiff.zarr_io import STORE_ATTR, require_store
+from climdiff.zarr_io import STORE_ATTR, open_dataset, require_store
 
 
 def _date(value: float, units: str, calendar: str) -> str:
@@ -26,7 +25,7 @@ def describe_training_store(path: Path) -> dict[str, Any]:
     if header.kind != TRAINING_KIND:
         raise StoreError(f"{path} is a climdiff {header.kind} store, not training data; `climdiff info` describes it")
     # Times are decoded by hand: xarray cannot decode an empty cftime axis (a run in spin-up).
-    ds = xr.open_zarr(str(path), consolidated=True, decode_times=False)
+    ds = open_dataset(path, decode_times=False)
     meta = dict(ds.attrs[STORE_ATTR])
     config = meta["config"]
     frames = int(ds.sizes["time"])
