@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 
 from climdiff.data.store import open_training_store
 from climdiff.errors import ClimdiffError
+from climdiff.finite import require_finite
 
 DEFAULT_MEMORY_CAP = 4 * 2**30
 
@@ -53,9 +54,11 @@ class FrameSource(Dataset):
         self._lazy = zarr.open_array(str(self.path / self.variable), mode="r")
         nbytes = (self.stop - self.start) * int(np.prod(self.shape)) * 4
         if nbytes <= memory_cap:
-            self._memory = self._standardise(self._lazy[self.start : self.stop])
+            self._memory = self._standardise(self._lazy[self.start : self.stop], self.start)
 
-    def _standardise(self, values: np.ndarray) -> np.ndarray:
+    def _standardise(self, values: np.ndarray, index: int) -> np.ndarray:
+        """Frames from time ``index`` on, standardised; non-finite data are refused, never trained on."""
+        require_finite(values, f"{self.variable} in {self.path}", axis="time", offset=index)
         return ((values.astype(np.float32) - self.mean) / self.std).astype(np.float32)
 
     def __len__(self) -> int:
@@ -65,7 +68,11 @@ class FrameSource(Dataset):
         """Frame ``index`` of the split (0-based), standardised, shape (C, H, W)."""
         if not 0 <= index < len(self):
             raise IndexError(index)
-        values = self._memory[index] if self._memory is not None else self._standardise(self._lazy[self.start + index])
+        if self._memory is not None:
+            values = self._memory[index]
+        else:
+            at = self.start + index
+            values = self._standardise(self._lazy[at : at + 1], at)[0]
         return values[None] if values.ndim == 2 else values
 
     def frames(self, indices: list[int]) -> torch.Tensor:

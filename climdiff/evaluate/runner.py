@@ -31,7 +31,7 @@ from climdiff.evaluate.families import (
 )
 from climdiff.evaluate.plots import draw
 from climdiff.evaluate.report import write_report
-from climdiff.evaluate.sources import Source, check_comparable, open_source
+from climdiff.evaluate.sources import Source, check_block_days, check_comparable, open_source
 from climdiff.progress import ProgressReporter
 from climdiff.resume import OutputHeader, claim_output
 from climdiff.rollout.writer import EMULATION_KIND, FORECAST_KIND
@@ -112,9 +112,10 @@ def evaluate(
     ref = open_source(reference, "reference", allowed=(TRAINING_KIND, EMULATION_KIND), split=split)
     sources = [open_source(p, n, allowed=(EMULATION_KIND, FORECAST_KIND)) for p, n in zip(runs, names, strict=True)]
     check_comparable(ref, sources)
+    check_block_days(settings.block_days, [ref, *sources])
     families = choose_families(metrics, sources)
     config = {
-        "runs": [str(Path(p).resolve()) for p in runs], "labels": names, "reference": str(Path(reference).resolve()),
+        "runs": [str(p) for p in runs], "labels": names, "reference": str(reference),  # as given: a moved folder resumes
         "split": split, "families": families, "settings": asdict(settings),
     }  # fmt: skip
     results: dict[str, FamilyResult] = {}
