@@ -104,8 +104,8 @@ def _may_be_absent(chunk: tuple[slice, ...], dims: tuple[str, ...], stopped: lis
     return False
 
 
-def missing_chunks(path: Path) -> list[tuple[str, tuple[slice, ...]]]:
-    """The field chunks a complete store must hold but that are absent on disk, as (array, index ranges).
+def missing_chunks(path: Path) -> list[tuple[str, dict[str, slice]]]:
+    """The field chunks a complete store must hold but that are absent on disk, as (array, {dim: range}).
 
     Checked: the arrays with the store's largest number of dimensions (the field, and an emulation's
     calendar means). Other arrays may legitimately skip chunks that equal their fill value (e.g. a zero
@@ -132,7 +132,7 @@ def missing_chunks(path: Path) -> list[tuple[str, tuple[slice, ...]]]:
                 continue
             chunk = tuple(slice(c * size, min((c + 1) * size, n)) for c, size, n in zip(coords, array.chunks, array.shape))
             if not (nan_filled and _may_be_absent(chunk, dims, stopped)):
-                missing.append((name, chunk))
+                missing.append((name, dict(zip(dims, chunk))))
     return missing
 
 
@@ -141,9 +141,7 @@ def require_chunks(path: Path) -> None:
     missing = missing_chunks(path)
     if missing:
         name, chunk = missing[0]
-        with quiet_zarr():
-            dims = array_dims(zarr.open_array(str(Path(path) / name), mode="r"))
-        where = ", ".join(f"{d} {s.start}..{s.stop - 1}" for d, s in zip(dims, chunk) if d not in ("y", "x", "lat", "lon"))
+        where = ", ".join(f"{d} {s.start}..{s.stop - 1}" for d, s in chunk.items() if d not in ("y", "x", "lat", "lon"))
         raise StoreError(
             f"{path} is damaged: {len(missing)} chunk(s) of {name} are missing on disk, the first at {where}; "
             "re-make it with its command and --overwrite (or restore it from a copy)"

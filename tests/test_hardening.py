@@ -153,7 +153,7 @@ def test_full_disk_in_export_is_one_line_and_leaves_no_file(cli, turbulence_stor
 def test_a_deleted_chunk_is_refused_by_every_reader(cli, turbulence_store, tmp_path) -> None:
     store = copy_store(turbulence_store, tmp_path / "t.zarr")
     (store / "vorticity" / "c" / "2" / "0" / "0").unlink()
-    assert missing_chunks(store) == [("vorticity", (slice(16, 24), slice(0, 32), slice(0, 32)))]
+    assert missing_chunks(store) == [("vorticity", {"time": slice(16, 24), "y": slice(0, 32), "x": slice(0, 32)})]
     for command in (["data", "info", store], ["export", store, "--out", tmp_path / "t.nc"],
                     ["train", "idm", "--data", store, "--out", tmp_path / "run", "--preset", "tiny"]):  # fmt: skip
         line = error_line(cli(*command))
