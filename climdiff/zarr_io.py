@@ -93,7 +93,9 @@ def _stored_keys(folder: Path) -> set[str]:
     return keys
 
 
-def _may_be_absent(chunk: tuple[slice, ...], dims: tuple[str, ...], stopped: list[tuple[tuple[str, ...], np.ndarray]]) -> bool:
+def _may_be_absent(
+    chunk: tuple[slice, ...], dims: tuple[str, ...], stopped: list[tuple[tuple[str, ...], np.ndarray]]
+) -> bool:
     """Whether a chunk of a NaN-filled rollout field may legitimately be unwritten: Zarr skips a chunk
     that is all fill value, which happens only after every member it covers stopped."""
     for stop_dims, values in stopped:
@@ -130,7 +132,9 @@ def missing_chunks(path: Path) -> list[tuple[str, dict[str, slice]]]:
         for coords in itertools.product(*(range(n) for n in array.cdata_shape)):
             if array.metadata.encode_chunk_key(coords) in present:
                 continue
-            chunk = tuple(slice(c * size, min((c + 1) * size, n)) for c, size, n in zip(coords, array.chunks, array.shape))
+            chunk = tuple(
+                slice(c * size, min((c + 1) * size, n)) for c, size, n in zip(coords, array.chunks, array.shape)
+            )
             if not (nan_filled and _may_be_absent(chunk, dims, stopped)):
                 missing.append((name, dict(zip(dims, chunk))))
     return missing

@@ -29,9 +29,8 @@ from climdiff.zarr_io import STORE_ATTR, missing_chunks
 
 REPO = Path(__file__).resolve().parents[1]
 # The session's turbulence_store, as command-line flags (the same run, so outputs compare bit for bit).
-SMALL_FLAGS = ["--size", "32", "--dt", "0.01", "--frames", "40", "--every", "2", "--spinup", "1", "--seed", "7",
-               "--split", "0.6,0.2,0.2", "--chunk", "8", "--quiet"]  # fmt: skip
-EMULATE_FLAGS = ["--days", "4", "--members", "2", "--steps", "5", "--guidance", "0", "--time-chunk", "2", "--quiet"]
+SMALL_FLAGS = "--size 32 --dt 0.01 --frames 40 --every 2 --spinup 1 --seed 7 --split 0.6,0.2,0.2 --chunk 8 -q".split()
+EMULATE_FLAGS = "--days 4 --members 2 --steps 5 --guidance 0 --time-chunk 2 --quiet".split()
 
 
 def error_line(result, code: int = 2) -> str:  # noqa: ANN001
@@ -61,7 +60,8 @@ def emulation(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from climdiff.rollout.engine import EmulateConfig, emulate
 
     bundle = load_bundle(embedded_bundle())
-    config = EmulateConfig(days=4, members=2, seed=3, time_chunk=2, sampler=bundle.sampler.replace(guidance=0.0, steps=5))
+    sampler = bundle.sampler.replace(guidance=0.0, steps=5)
+    config = EmulateConfig(days=4, members=2, seed=3, time_chunk=2, sampler=sampler)
     return emulate(bundle, tmp_path_factory.mktemp("emu") / "run.zarr", config, quiet=True).path
 
 
@@ -91,8 +91,8 @@ def fill_disk(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
 
 def test_ctrl_c_exits_130_with_the_resume_line(tmp_path: Path) -> None:
     out = tmp_path / "long.zarr"
-    command = [sys.executable, "-m", "climdiff", "data", "turbulence", "--out", str(out), "--size", "32", "--dt", "0.01",
-               "--frames", "100000", "--chunk", "4", "--spinup", "0"]  # fmt: skip
+    flags = "--size 32 --dt 0.01 --frames 100000 --chunk 4 --spinup 0".split()
+    command = [sys.executable, "-m", "climdiff", "data", "turbulence", "--out", str(out), *flags]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -112,7 +112,9 @@ def test_ctrl_c_exits_130_with_the_resume_line(tmp_path: Path) -> None:
 # --- 2. a full disk ----------------------------------------------------------------------------
 
 
-def test_full_disk_in_data_turbulence_is_one_line_and_resumes(cli, fill_disk, turbulence_store, tmp_path, monkeypatch) -> None:
+def test_full_disk_in_data_turbulence_is_one_line_and_resumes(
+    cli, fill_disk, turbulence_store, tmp_path, monkeypatch
+) -> None:
     out = tmp_path / "t.zarr"
     fill_disk("vorticity", after=2)
     line = error_line(cli("data", "turbulence", "--out", out, *SMALL_FLAGS))
@@ -154,8 +156,12 @@ def test_a_deleted_chunk_is_refused_by_every_reader(cli, turbulence_store, tmp_p
     store = copy_store(turbulence_store, tmp_path / "t.zarr")
     (store / "vorticity" / "c" / "2" / "0" / "0").unlink()
     assert missing_chunks(store) == [("vorticity", {"time": slice(16, 24), "y": slice(0, 32), "x": slice(0, 32)})]
-    for command in (["data", "info", store], ["export", store, "--out", tmp_path / "t.nc"],
-                    ["train", "idm", "--data", store, "--out", tmp_path / "run", "--preset", "tiny"]):  # fmt: skip
+    commands = (
+        ["data", "info", store],
+        ["export", store, "--out", tmp_path / "t.nc"],
+        ["train", "idm", "--data", store, "--out", tmp_path / "run", "--preset", "tiny"],
+    )
+    for command in commands:
         line = error_line(cli(*command))
         assert "1 chunk(s) of vorticity are missing" in line and "time 16..23" in line, command
     with pytest.raises(StoreError, match="missing"):
@@ -206,7 +212,8 @@ def test_huge_grid_and_plot_into_missing_folder(cli, turbulence_store, tmp_path)
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_non_finite_guidance_is_refused(cli, tmp_path, value: str) -> None:
     out = tmp_path / "e.zarr"
-    assert "guidance must be a finite number" in error_line(cli("emulate", "--out", out, "--days", "2", "--guidance", value))
+    line = error_line(cli("emulate", "--out", out, "--days", "2", "--guidance", value))
+    assert "guidance must be a finite number" in line
     assert not out.exists()
 
 
@@ -220,7 +227,9 @@ def test_nan_in_training_data_is_refused_before_anything_is_written(cli, turbule
         open_source(store, "reference", allowed=("training-data",))
 
 
-def test_nan_in_a_forecast_start_or_a_bundles_initial_state(guided_bundle, trained_idm, learning_store, tmp_path) -> None:
+def test_nan_in_a_forecast_start_or_a_bundles_initial_state(
+    guided_bundle, trained_idm, learning_store, tmp_path
+) -> None:
     from climdiff.bundle import load_bundle, make_bundle
     from climdiff.rollout.engine import EmulateConfig
     from climdiff.rollout.forecast import plan_forecast
@@ -239,15 +248,15 @@ def test_nan_in_a_forecast_start_or_a_bundles_initial_state(guided_bundle, train
 
 
 def test_out_of_range_settings(cli, turbulence_store, emulation, tmp_path) -> None:
-    line = error_line(cli("train", "disc", "--data", turbulence_store, "--out", tmp_path / "d", "--preset", "tiny", "--crop", "64"))
+    line = error_line(cli("train", "disc", "--data", turbulence_store, "--out", tmp_path / "d", "--crop", "64"))
     assert "crop 64 is larger than the 32 x 32 grid" in line
     config = tmp_path / "bad.toml"
     config.write_text('lr = "fast"\n')
-    assert "setting lr must be float" in error_line(cli("train", "idm", "--data", turbulence_store, "--out", tmp_path / "i",
-                                                        "--config", config))  # fmt: skip
+    line = error_line(cli("train", "idm", "--data", turbulence_store, "--out", tmp_path / "i", "--config", config))
+    assert "setting lr must be float" in line
     assert not (tmp_path / "d").exists() and not (tmp_path / "i").exists()
-    line = error_line(cli("evaluate", emulation, "--reference", turbulence_store, "--out", tmp_path / "ev", "--block-days", "30"))
-    assert "--block-days 30 is longer than run (4 days)" in line
+    evaluate = ["evaluate", emulation, "--reference", turbulence_store, "--out", tmp_path / "ev"]
+    assert "--block-days 30 is longer than run (4 days)" in error_line(cli(*evaluate, "--block-days", "30"))
 
 
 def test_slurm_allocation_beyond_the_cores_is_capped(monkeypatch) -> None:
@@ -264,10 +273,10 @@ def test_slurm_allocation_beyond_the_cores_is_capped(monkeypatch) -> None:
 
 def test_refused_training_leaves_nothing_and_the_corrected_command_runs(cli, turbulence_store, tmp_path) -> None:
     out = tmp_path / "run"
-    line = error_line(cli("train", "idm", "--data", turbulence_store, "--out", out, "--preset", "tiny", "--batch-size", "64"))
-    assert "fewer than one batch" in line and not out.exists()
-    result = cli("train", "idm", "--data", turbulence_store, "--out", out, "--preset", "tiny", "--batch-size", "8",
-                 "--steps", "2", "--quiet")  # fmt: skip
+    train = ["train", "idm", "--data", turbulence_store, "--out", out, "--preset", "tiny"]
+    assert "fewer than one batch" in error_line(cli(*train, "--batch-size", "64"))
+    assert not out.exists()
+    result = cli(*train, "--batch-size", "8", "--steps", "2", "--quiet")
     assert result.exit_code == 0, result.stderr
 
 
@@ -277,8 +286,7 @@ def test_a_moved_evaluation_folder_resumes(cli, turbulence_store, emulation, tmp
     copy_store(turbulence_store, first / "ref.zarr")
     copy_store(emulation, first / "run.zarr")
     monkeypatch.chdir(first)
-    args = ["evaluate", "run.zarr", "--reference", "ref.zarr", "--out", "ev", "--metrics", "bias", "--block-days", "2",
-            "--resamples", "10", "--quiet"]  # fmt: skip
+    args = "evaluate run.zarr --reference ref.zarr --out ev --metrics bias --block-days 2 --resamples 10 -q".split()
     assert cli(*args).exit_code == 0
     assert json.loads((first / "ev" / "evaluation.json").read_text())["config"]["runs"] == ["run.zarr"]
     moved = first.rename(tmp_path / "moved")

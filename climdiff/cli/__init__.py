@@ -76,7 +76,11 @@ def main() -> None:
     except OSError as err:  # a full disk in a writer that does not estimate its size itself
         if err.errno not in NO_SPACE:
             raise
-        print(f"climdiff: error: no space left on the device writing {err.filename}; free some space and re-run the same command to resume", file=sys.stderr)
+        print(
+            f"climdiff: error: no space left on the device writing {err.filename}; "
+            "free some space and re-run the same command to resume",
+            file=sys.stderr,
+        )
         sys.exit(ClimdiffError.exit_code)
     except typer.TyperException as err:  # usage errors: bad option values, unknown commands
         show = getattr(err, "show", None)

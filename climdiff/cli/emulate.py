@@ -105,8 +105,8 @@ def emulate(
             raise ClimdiffError(f"{done.stopped} forecast member(s) blew up and stopped; their later leads are NaN")
         return
     with reporting_full_disk(out, field_bytes):
-        result = run_emulation(bundle, out, config, batch=batch, overwrite=overwrite, quiet=quiet, command=command_line(),
-                               concurrent_guide=concurrent)  # fmt: skip
+        result = run_emulation(bundle, out, config, batch=batch, overwrite=overwrite, quiet=quiet,
+                               command=command_line(), concurrent_guide=concurrent)  # fmt: skip
     typer.echo(f"wrote {result.members} member(s) x {result.days} days to {result.path}")
     if result.redraws:
         typer.echo(f"redrawn days (failed stability check): {result.redraws}", err=True)

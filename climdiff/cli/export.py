@@ -80,14 +80,13 @@ def export(
     def starting(path: Path) -> None:
         progress.description = f"writing {path.name}"
 
+    options: dict[str, Any] = {"split": split.value, "variables": names, "overwrite": overwrite, "command": command_line()}
     with reporting_full_disk(out, _store_bytes(store) if store.is_dir() else 0):
         if quiet:
-            paths = export_netcdf(store, out, split=split.value, variables=names, overwrite=overwrite, command=command_line())
+            paths = export_netcdf(store, out, **options)
         else:
             with progress:
-                paths = export_netcdf(
-                    store, out, split=split.value, variables=names, overwrite=overwrite, command=command_line(), on_file=starting
-                )
+                paths = export_netcdf(store, out, **options, on_file=starting)
     if len(paths) == 1:
         typer.echo(f"wrote {paths[0]} ({_size(paths)}) from {store}")
     else:

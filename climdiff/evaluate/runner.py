@@ -115,7 +115,8 @@ def evaluate(
     check_block_days(settings.block_days, [ref, *sources])
     families = choose_families(metrics, sources)
     config = {
-        "runs": [str(p) for p in runs], "labels": names, "reference": str(reference),  # as given: a moved folder resumes
+        # paths as given, not resolved: a folder of runs, reference and evaluation can be moved and still resume
+        "runs": [str(p) for p in runs], "labels": names, "reference": str(reference),
         "split": split, "families": families, "settings": asdict(settings),
     }  # fmt: skip
     results: dict[str, FamilyResult] = {}

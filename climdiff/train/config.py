@@ -78,7 +78,9 @@ class TrainConfig:
 
 # The Python types a setting's annotation allows (an int where a float is expected is fine; a bool,
 # although Python counts it as an int, is not a number of steps).
-_TYPES: dict[str, tuple[type, ...]] = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict[str, Any]": (dict,)}
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict[str, Any]": (dict,),
+}
 
 
 def _check_type(name: str, value: Any, annotation: str) -> None:
