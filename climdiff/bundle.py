@@ -29,6 +29,7 @@ from climdiff.atomic import atomic_write, atomic_write_bytes
 from climdiff.checkpoint import describe_checkpoint, file_sha256, load_checkpoint
 from climdiff.data.store import open_training_store
 from climdiff.errors import ClimdiffError
+from climdiff.finite import require_finite
 from climdiff.models.presets import conditions_on_day_of_year
 from climdiff.resume import OutputHeader, claim_output
 from climdiff.sampling.config import SamplerConfig
@@ -208,6 +209,7 @@ def _initial_state(data: Path, shared: dict[str, Any], start_index: int | None) 
         raise BundleError(f"initial state index {first} is outside {data} (time length {ds.sizes['time']})")
     field = ds[meta["variable"]].isel(time=slice(first, first + 2))
     values = torch.from_numpy(np.ascontiguousarray(field.values, dtype=np.float32))
+    require_finite(values, f"{meta['variable']} in {data}", axis="time", offset=first)
     frames = values[:, None] if values.ndim == 3 else values
     dates = [t.isoformat() if isinstance(t, cftime.datetime) else str(t) for t in field["time"].values]
     return frames.contiguous(), dates
@@ -238,6 +240,7 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> Bundle:
     with safe_open(str(path / INITIAL_STATE_FILE), framework="pt") as fh:
         frames = fh.get_tensor("frames")
         dates = json.loads(fh.metadata()["dates"])
+    require_finite(frames, f"the initial state of bundle {path}", axis="day")
     return Bundle(path, meta, models, frames, dates, SamplerConfig.from_dict(meta["sampler"]))
 
 

@@ -7,18 +7,26 @@ not every core of the node; elsewhere all cores.
 from __future__ import annotations
 
 import os
+import warnings
 
 import torch
 
+from climdiff.diskspace import human_size
 from climdiff.errors import ClimdiffError
 
 
 def default_threads() -> int:
-    """SLURM_CPUS_PER_TASK when set to a positive integer, else the number of cores."""
+    """SLURM_CPUS_PER_TASK when set to a positive integer, else the number of cores; an allocation
+    larger than the cores present (a mistyped or inherited variable) is capped with a warning."""
+    cores = os.cpu_count() or 1
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if slurm.isdigit() and int(slurm) > 0:
+        if int(slurm) > cores:
+            warnings.warn(f"SLURM_CPUS_PER_TASK={slurm} is more than the {cores} cores present; using {cores}",
+                          stacklevel=2)
+            return cores
         return int(slurm)
-    return os.cpu_count() or 1
+    return cores
 
 
 def configure_threads(threads: int | None) -> int:
@@ -28,6 +36,28 @@ def configure_threads(threads: int | None) -> int:
         raise ClimdiffError(f"--threads must be a positive integer, got {n}")
     torch.set_num_threads(n)
     return n
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give a new allocation without swapping (Linux MemAvailable),
+    or None where that is not known."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def require_memory(nbytes: int, what: str) -> None:
+    """Refuse, before allocating anything, work that would need more memory than is available."""
+    free = available_memory()
+    if free is not None and nbytes > free:
+        raise ClimdiffError(
+            f"{what} needs about {human_size(nbytes)} of memory, but only {human_size(free)} is available"
+        )
 
 
 def resolve_device(name: str) -> torch.device:

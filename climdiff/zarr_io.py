@@ -9,12 +9,16 @@ netCDF can hold it; stores written before hold it as a dict, which :func:`store_
 
 from __future__ import annotations
 
+import itertools
+import os
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import xarray as xr
 import zarr
 from zarr.errors import ZarrUserWarning
 
@@ -39,6 +43,14 @@ def quiet_zarr() -> Iterator[None]:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ZarrUserWarning)
         yield
+
+
+def open_dataset(path: Path, **kwargs: Any) -> xr.Dataset:
+    """Open a store with xarray: from its consolidated metadata when there is one (fast), else from
+    each array's own metadata, so a store copied or edited without it reads the same."""
+    with quiet_zarr(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*consolidated metadata", category=RuntimeWarning)
+        return xr.open_zarr(str(path), consolidated=None, **kwargs)
 
 
 def consolidate(path: Path) -> None:
@@ -84,7 +96,84 @@ def require_store(path: Path, kinds: tuple[str, ...] | None = None, *, complete:
         raise StoreError(f"{path} is a climdiff {header.kind} store, not {' or '.join(kinds)}")
     if complete and not header.complete:
         raise StoreError(f"{path} is an incomplete climdiff {header.kind} store; re-run the command that made it to finish it")
+    if header.complete:
+        require_chunks(path)
     return header
+
+
+def array_dims(array: zarr.Array) -> tuple[str, ...]:
+    """The dimension names of an array in either Zarr format."""
+    if array.metadata.zarr_format == 3:
+        return tuple(array.metadata.dimension_names or ())
+    return tuple(array.attrs.get("_ARRAY_DIMENSIONS", ()))
+
+
+def _stored_keys(folder: Path) -> set[str]:
+    """Every file below ``folder`` as a '/'-separated relative key: one directory listing, no data read."""
+    keys: set[str] = set()
+    for root, _, files in os.walk(folder):
+        rel = Path(root).relative_to(folder).as_posix()
+        keys.update(name if rel == "." else f"{rel}/{name}" for name in files)
+    return keys
+
+
+def _may_be_absent(
+    chunk: tuple[slice, ...], dims: tuple[str, ...], stopped: list[tuple[tuple[str, ...], np.ndarray]]
+) -> bool:
+    """Whether a chunk of a NaN-filled rollout field may legitimately be unwritten: Zarr skips a chunk
+    that is all fill value, which happens only after every member it covers stopped."""
+    for stop_dims, values in stopped:
+        if set(stop_dims) <= set(dims):
+            covered = values[tuple(chunk[dims.index(d)] for d in stop_dims)]
+            if covered.size and bool((covered >= 0).all()):
+                return True
+    return False
+
+
+def missing_chunks(path: Path) -> list[tuple[str, dict[str, slice]]]:
+    """The field chunks a complete store must hold but that are absent on disk, as (array, {dim: range}).
+
+    Checked: the arrays with the store's largest number of dimensions (the field, and an emulation's
+    calendar means). Other arrays may legitimately skip chunks that equal their fill value (e.g. a zero
+    time coordinate), so only the field, which is never all fill value unless its members stopped
+    (the ``stopped_*`` arrays say so), can be verified by listing files alone.
+    """
+    with quiet_zarr():
+        group = zarr.open_group(str(path), mode="r")
+        arrays = dict(group.arrays())
+    if not arrays:
+        return []
+    most = max(array.ndim for array in arrays.values())
+    stopped = [(array_dims(a), a[...]) for name, a in arrays.items() if name.startswith("stopped_")]
+    missing = []
+    for name, array in sorted(arrays.items()):
+        if array.ndim != most:
+            continue
+        dims = array_dims(array)
+        fill = array.fill_value
+        nan_filled = fill is not None and array.dtype.kind == "f" and bool(np.isnan(fill))
+        present = _stored_keys(Path(path) / name)
+        for coords in itertools.product(*(range(n) for n in array.cdata_shape)):
+            if array.metadata.encode_chunk_key(coords) in present:
+                continue
+            chunk = tuple(
+                slice(c * size, min((c + 1) * size, n)) for c, size, n in zip(coords, array.chunks, array.shape, strict=True)
+            )
+            if not (nan_filled and _may_be_absent(chunk, dims, stopped)):
+                missing.append((name, dict(zip(dims, chunk, strict=True))))
+    return missing
+
+
+def require_chunks(path: Path) -> None:
+    """Refuse a store whose field has chunks missing on disk (Zarr would read them as fill values)."""
+    missing = missing_chunks(path)
+    if missing:
+        name, chunk = missing[0]
+        where = ", ".join(f"{d} {s.start}..{s.stop - 1}" for d, s in chunk.items() if d not in ("y", "x", "lat", "lon"))
+        raise StoreError(
+            f"{path} is damaged: {len(missing)} chunk(s) of {name} are missing on disk, the first at {where}; "
+            "re-make it with its command and --overwrite (or restore it from a copy)"
+        )
 
 
 def create_named_array(group: zarr.Group, name: str, *, dims: tuple[str, ...], **kwargs: Any) -> zarr.Array:

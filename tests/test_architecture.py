@@ -47,6 +47,8 @@ STAGE_OF = {
     "climdiff.seeding": "base",
     "climdiff.process_group": "base",
     "climdiff.metadata": "base",
+    "climdiff.finite": "base",
+    "climdiff.diskspace": "base",
     "climdiff.data": "data",
     "climdiff.models": "models",
     "climdiff.checkpoint": "models",  # the networks' file format: it builds models to load them

@@ -169,6 +169,7 @@ def test_a_run_without_finite_values_is_refused(guided_bundle, learning_store, t
     config = EmulateConfig(days=20, members=1, sampler=bundle.sampler)
     stepper = day_stepper(bundle, bundle.sampler, torch.device("cpu"))
     store = _create_store(bundle, tmp_path / "empty.zarr", config, config.identity(bundle), "", stepper, 1)
+    store.group["stopped_day"][0] = 0  # as the engine records it: its all-NaN chunks are never written
     store.finish(stopped_members=1, total_redraws=0)
     with pytest.raises(StoreError, match="no finite values"):
         evaluate([tmp_path / "empty.zarr"], learning_store, tmp_path / "ev", settings=FAST, quiet=True)

@@ -20,6 +20,7 @@ from climdiff.cli.evaluate import evaluate
 from climdiff.cli.export import export
 from climdiff.cli.info import info
 from climdiff.cli.train import train
+from climdiff.diskspace import NO_SPACE
 from climdiff.errors import ClimdiffError
 
 app = typer.Typer(
@@ -57,23 +58,31 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     print(f"climdiff: warning: {message}", file=sys.stderr)
 
 
+INTERRUPTED = 130  # the shell's status for a command ended by SIGINT (128 + 2)
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors and interrupts into clean exits."""
     warnings.showwarning = _show_warning  # one line per warning, no source excerpt
     try:
-        app(standalone_mode=False)
+        # typer turns Ctrl-C into Exit(130) and, outside standalone mode, returns that code
+        code = app(standalone_mode=False)
     except ClimdiffError as err:
         print(f"climdiff: error: {err}", file=sys.stderr)
         sys.exit(err.exit_code)
     except (KeyboardInterrupt, typer.Abort):
-        print(
-            "climdiff: interrupted; everything committed so far is kept: "
-            "re-run the same command to resume",
-            file=sys.stderr,
-        )
-        sys.exit(130)
+        code = INTERRUPTED
     except typer.Exit as done:
         sys.exit(done.exit_code)
+    except OSError as err:  # a full disk in a writer that does not estimate its size itself
+        if err.errno not in NO_SPACE:
+            raise
+        print(
+            f"climdiff: error: no space left on the device writing {err.filename}; "
+            "free some space and re-run the same command to resume",
+            file=sys.stderr,
+        )
+        sys.exit(ClimdiffError.exit_code)
     except typer.TyperException as err:  # usage errors: bad option values, unknown commands
         show = getattr(err, "show", None)
         if show is not None:
@@ -81,3 +90,11 @@ def main() -> None:
         else:
             print(f"climdiff: error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
+    if code == INTERRUPTED:
+        print(
+            "climdiff: interrupted; everything committed so far is kept: "
+            "re-run the same command to resume",
+            file=sys.stderr,
+        )
+    if isinstance(code, int) and code:
+        sys.exit(code)

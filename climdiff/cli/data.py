@@ -25,6 +25,8 @@ from climdiff.data.navier_stokes import TurbulenceConfig
 from climdiff.data.quicklook import plot_training_store
 from climdiff.data.splits import parse_split
 from climdiff.data.turbulence import TurbulenceRun, generate_turbulence
+from climdiff.diskspace import reporting_full_disk
+from climdiff.resume import check_parent_writable
 from climdiff.runtime import configure_threads
 
 app = typer.Typer(help="Make and inspect training data stores.", no_args_is_help=True)
@@ -76,7 +78,8 @@ def turbulence(
         device=device,
         dtype=dtype,
     )
-    generate_turbulence(out, run, overwrite=overwrite, quiet=quiet, command=command_line())
+    with reporting_full_disk(out, frames * size * size * 4):
+        generate_turbulence(out, run, overwrite=overwrite, quiet=quiet, command=command_line())
     budget = describe_training_store(out).get("energy_budget", {})
     typer.echo(
         f"wrote {frames} frames of {size}x{size} vorticity to {out}"
@@ -176,6 +179,8 @@ def info(
     ] = None,
 ) -> None:
     """Summarise a training store: grid, frames, split, statistics and energy budget (as `climdiff info` does)."""
+    if plot is not None:
+        check_parent_writable(plot)
     summary = describe_training_store(store)
     if plot is not None:
         plot_training_store(store, plot)

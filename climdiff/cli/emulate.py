@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from climdiff.cli.common import (
     Quiet,
     command_line,
 )
+from climdiff.diskspace import reporting_full_disk
 from climdiff.errors import ClimdiffError
 from climdiff.rollout.calendar import days_in_years
 from climdiff.rollout.engine import EmulateConfig, first_day
@@ -71,19 +73,22 @@ def emulate(
     config = EmulateConfig(days=n_days, members=members, seed=seed, start=start, time_chunk=time_chunk,
                            sampler=sampler, device=device, zarr_format=zarr_format,
                            means=tuple(m.strip() for m in (means or "").split(",") if m.strip()))
+    field_bytes = members * n_days * math.prod(bundle.initial_state.shape[1:]) * 4  # float32, per run or start
     if init_from is not None:
         dates = [d for d in (start_dates or "").split(",") if d.strip()]
         plan = plan_forecast(bundle, init_from, config, starts=starts, start_dates=dates or None)
-        done = run_forecast(bundle, init_from, out, plan, batch=batch, overwrite=overwrite, quiet=quiet,
-                            command=command_line(), concurrent_guide=concurrent)
+        with reporting_full_disk(out, len(plan.init_dates) * field_bytes):
+            done = run_forecast(bundle, init_from, out, plan, batch=batch, overwrite=overwrite, quiet=quiet,
+                                command=command_line(), concurrent_guide=concurrent)
         typer.echo(f"wrote {done.starts} start(s) x {done.leads} leads x {done.members} member(s) to {done.path}")
         if done.redraws:
             typer.echo(f"redrawn days (failed stability check): {done.redraws}", err=True)
         if done.stopped:
             raise ClimdiffError(f"{done.stopped} forecast member(s) blew up and stopped; their later leads are NaN")
         return
-    result = run_emulation(bundle, out, config, batch=batch, overwrite=overwrite, quiet=quiet, command=command_line(),
-                           concurrent_guide=concurrent)
+    with reporting_full_disk(out, field_bytes):
+        result = run_emulation(bundle, out, config, batch=batch, overwrite=overwrite, quiet=quiet,
+                               command=command_line(), concurrent_guide=concurrent)
     typer.echo(f"wrote {result.members} member(s) x {result.days} days to {result.path}")
     if result.redraws:
         typer.echo(f"redrawn days (failed stability check): {result.redraws}", err=True)

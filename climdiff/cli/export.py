@@ -10,6 +10,7 @@ import typer
 from dask.callbacks import Callback
 
 from climdiff.cli.common import OutPath, Overwrite, Quiet, command_line
+from climdiff.diskspace import human_size, reporting_full_disk
 from climdiff.export import export_netcdf
 from climdiff.progress import ProgressReporter
 
@@ -43,11 +44,12 @@ class _WriteProgress(Callback):
 
 
 def _size(paths: list[Path]) -> str:
-    total = sum(path.stat().st_size for path in paths)
-    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
-        if total >= factor:
-            return f"{total / factor:.1f} {unit}"
-    return f"{total} B"
+    return human_size(sum(path.stat().st_size for path in paths))
+
+
+def _store_bytes(store: Path) -> int:
+    """What a store takes on disk: about what its zlib-compressed netCDF copy needs."""
+    return sum(f.stat().st_size for f in Path(store).rglob("*") if f.is_file())
 
 
 def export(
@@ -78,13 +80,13 @@ def export(
     def starting(path: Path) -> None:
         progress.description = f"writing {path.name}"
 
-    if quiet:
-        paths = export_netcdf(store, out, split=split.value, variables=names, overwrite=overwrite, command=command_line())
-    else:
-        with progress:
-            paths = export_netcdf(
-                store, out, split=split.value, variables=names, overwrite=overwrite, command=command_line(), on_file=starting
-            )
+    options: dict[str, Any] = {"split": split.value, "variables": names, "overwrite": overwrite, "command": command_line()}
+    with reporting_full_disk(out, _store_bytes(store) if store.is_dir() else 0):
+        if quiet:
+            paths = export_netcdf(store, out, **options)
+        else:
+            with progress:
+                paths = export_netcdf(store, out, **options, on_file=starting)
     if len(paths) == 1:
         typer.echo(f"wrote {paths[0]} ({_size(paths)}) from {store}")
     else:

@@ -8,10 +8,9 @@ from typing import Any
 
 import cftime
 import numpy as np
-import xarray as xr
 
 from climdiff.errors import StoreError
-from climdiff.zarr_io import TRAINING_KIND, require_store, store_meta
+from climdiff.zarr_io import TRAINING_KIND, open_dataset, require_store, store_meta
 
 
 def _date(value: float, units: str, calendar: str) -> str:
@@ -25,7 +24,7 @@ def describe_training_store(path: Path) -> dict[str, Any]:
     if header.kind != TRAINING_KIND:
         raise StoreError(f"{path} is a climdiff {header.kind} store, not training data; `climdiff info` describes it")
     # Times are decoded by hand: xarray cannot decode an empty cftime axis (a run in spin-up).
-    ds = xr.open_zarr(str(path), consolidated=True, decode_times=False)
+    ds = open_dataset(path, decode_times=False)
     meta = store_meta(ds.attrs)
     config = meta["config"]
     frames = int(ds.sizes["time"])

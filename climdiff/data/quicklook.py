@@ -18,12 +18,12 @@ import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 
 from climdiff.errors import StoreError  # noqa: E402
-from climdiff.zarr_io import store_meta  # noqa: E402
+from climdiff.zarr_io import open_dataset, store_meta  # noqa: E402
 
 
 def plot_training_store(path: Path, out: Path) -> Path:
     """Write a PNG quick-look of the store at ``path`` to ``out``."""
-    ds = xr.open_zarr(str(path), consolidated=True, decode_times=False)
+    ds = open_dataset(path, decode_times=False)
     if ds.sizes.get("time", 0) == 0:
         raise StoreError(f"{path} holds no frames yet: nothing to plot")
     if "precipitation_mean" in ds:

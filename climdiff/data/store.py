@@ -35,6 +35,7 @@ from climdiff.zarr_io import (
     TRAINING_KIND,
     consolidate,
     create_named_array,
+    open_dataset,
     quiet_zarr,
     require_store,
     store_attrs,
@@ -187,4 +188,4 @@ class AppendableStore:
 def open_training_store(path: Path | str, *, require_complete: bool = True) -> xr.Dataset:
     """Open a climdiff training store lazily (dask), refusing anything else with a clear error."""
     require_store(Path(path), (TRAINING_KIND,), complete=require_complete)
-    return xr.open_zarr(str(path), consolidated=True, chunks={})
+    return open_dataset(Path(path), chunks={})

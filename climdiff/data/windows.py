@@ -30,6 +30,7 @@ from climdiff.data.seasons import store_year_fraction
 from climdiff.data.store import open_training_store
 from climdiff.data.transforms import transform_from_header
 from climdiff.errors import ClimdiffError
+from climdiff.finite import require_finite
 from climdiff.zarr_io import store_meta
 
 DEFAULT_MEMORY_CAP = 4 * 2**30
@@ -60,9 +61,11 @@ class FrameSource(Dataset):
         self._lazy = zarr.open_array(str(self.path / self.variable), mode="r")
         nbytes = (self.stop - self.start) * int(np.prod(self.shape)) * 4
         if nbytes <= memory_cap:
-            self._memory = self._standardise(self._lazy[self.start : self.stop])
+            self._memory = self._standardise(self._lazy[self.start : self.stop], self.start)
 
-    def _standardise(self, values: np.ndarray) -> np.ndarray:
+    def _standardise(self, values: np.ndarray, index: int) -> np.ndarray:
+        """Frames from time ``index`` on, in model space; non-finite data are refused, never trained on."""
+        require_finite(values, f"{self.variable} in {self.path}", axis="time", offset=index)
         return self.transform.forward(values.astype(np.float32)).astype(np.float32)
 
     def __len__(self) -> int:
@@ -72,7 +75,11 @@ class FrameSource(Dataset):
         """Frame ``index`` of the split (0-based), in model space, shape (C, H, W)."""
         if not 0 <= index < len(self):
             raise IndexError(index)
-        values = self._memory[index] if self._memory is not None else self._standardise(self._lazy[self.start + index])
+        if self._memory is not None:
+            values = self._memory[index]
+        else:
+            at = self.start + index
+            values = self._standardise(self._lazy[at : at + 1], at)[0]
         return values[None] if values.ndim == 2 else values
 
     def frames(self, indices: list[int]) -> torch.Tensor:

@@ -30,7 +30,7 @@ from climdiff.evaluate.families import (
 )
 from climdiff.evaluate.plots import draw
 from climdiff.evaluate.report import write_report
-from climdiff.evaluate.sources import Source, check_comparable, open_source
+from climdiff.evaluate.sources import Source, check_block_days, check_comparable, open_source
 from climdiff.progress import ProgressReporter
 from climdiff.resume import OutputHeader, claim_output, read_json_header
 from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, TRAINING_KIND
@@ -108,9 +108,11 @@ def evaluate(
     ref = open_source(reference, "reference", allowed=(TRAINING_KIND, EMULATION_KIND), split=split)
     sources = [open_source(p, n, allowed=(EMULATION_KIND, FORECAST_KIND)) for p, n in zip(runs, names, strict=True)]
     check_comparable(ref, sources)
+    check_block_days(settings.block_days, [ref, *sources])
     families = choose_families(metrics, sources)
     config = {
-        "runs": [str(Path(p).resolve()) for p in runs], "labels": names, "reference": str(Path(reference).resolve()),
+        # paths as given, not resolved: a folder of runs, reference and evaluation can be moved and still resume
+        "runs": [str(p) for p in runs], "labels": names, "reference": str(reference),
         "split": split, "families": families, "settings": asdict(settings),
     }  # fmt: skip
     results: dict[str, FamilyResult] = {}

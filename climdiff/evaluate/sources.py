@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from climdiff.errors import StoreError
-from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, TRAINING_KIND, require_store, store_meta
+from climdiff.errors import ClimdiffError, StoreError
+from climdiff.finite import require_finite_field
+from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, TRAINING_KIND, open_dataset, require_store, store_meta
 
 SPATIAL = (("y", "x"), ("lat", "lon"))
 
@@ -63,15 +64,19 @@ def open_source(path: Path, label: str, *, allowed: tuple[str, ...], split: str 
     """Open ``path`` lazily; refuse what is not a complete climdiff store of an allowed kind."""
     path = Path(path)
     header = require_store(path, allowed)
-    ds = xr.open_zarr(str(path), consolidated=True, chunks={}, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    ds = open_dataset(path, chunks={}, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
     meta = store_meta(ds.attrs)
     if header.kind == TRAINING_KIND:
         variable, calendar = meta["variable"], meta["calendar"]
     else:
         leading = ("member", "time") if header.kind == EMULATION_KIND else ("init_time", "lead", "member")
-        variable = next(n for n, v in ds.data_vars.items() if v.dims[: len(leading)] == leading)
+        variable = next((n for n, v in ds.data_vars.items() if v.dims[: len(leading)] == leading), None)
         calendar = ds["time" if header.kind == EMULATION_KIND else "init_time"].encoding.get("calendar", "standard")
+    if variable not in ds.data_vars:
+        held = ", ".join(sorted(map(str, ds.data_vars))) or "nothing"
+        raise StoreError(f"{path} holds no field {variable or 'with dims ' + str(leading)} (it holds {held})")
     field = ds[variable]
+    lo = 0
     if header.kind == TRAINING_KIND and split not in (None, "all"):
         if split not in meta["split"]:
             raise StoreError(f"{path} has no split {split!r} (it has {', '.join(meta['split'])})")
@@ -80,6 +85,8 @@ def open_source(path: Path, label: str, *, allowed: tuple[str, ...], split: str 
     spatial_dims(field)
     if any(size == 0 for size in field.sizes.values()):
         raise StoreError(f"{path} holds no data ({dict(field.sizes)})")
+    if header.kind == TRAINING_KIND:  # training data is never NaN; a run's members may stop, so NaN there is data
+        require_finite_field(field, f"{variable} in {path}", offset=lo)
     first = field.isel({field.dims[0 if header.kind == TRAINING_KIND else 1]: 0})
     if not bool(np.isfinite(first).any()):
         raise StoreError(f"{path} holds no finite values on its first day (did every member stop?)")
@@ -99,3 +106,10 @@ def check_comparable(reference: Source, runs: list[Source]) -> None:
             raise StoreError(f"{run.label} is on a {dims} grid of {shape}, the reference on {ref_dims} of {ref_shape}")
         if run.calendar != reference.calendar:
             raise StoreError(f"{run.label} uses the {run.calendar} calendar, the reference {reference.calendar}")
+
+
+def check_block_days(block_days: int, sources: list[Source]) -> None:
+    """Refuse bootstrap blocks longer than a time series they resample (forecasts resample starts)."""
+    for source in sources:
+        if not source.is_forecast and block_days > source.days:
+            raise ClimdiffError(f"--block-days {block_days} is longer than {source.label} ({source.days} days)")

@@ -27,6 +27,7 @@ from climdiff.bundle import Bundle
 from climdiff.data.store import open_training_store
 from climdiff.data.transforms import Transform, transform_from_normalization
 from climdiff.errors import ClimdiffError
+from climdiff.finite import require_finite
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
 from climdiff.rollout.blocks import Block, BlockRules, run_blocks
@@ -124,6 +125,10 @@ def plan_forecast(
     reference = open_reference(reference_path, bundle)
     indices = dated_starts(reference, start_dates) if start_dates else spread_starts(reference, starts or 0, rollout.days)
     dates = tuple(reference["time"].values[i].isoformat()[:10] for i in indices)
+    field = reference[bundle.meta["variable"]["name"]]
+    for index, date in zip(indices, dates, strict=True):
+        conditioning = field.isel(time=slice(index - 1, index + 1)).values
+        require_finite(conditioning, f"{field.name} in {reference_path} (start {date})", axis="time", offset=index - 1)
     return ForecastConfig(rollout, str(Path(reference_path).resolve()), tuple(indices), dates)
 
 

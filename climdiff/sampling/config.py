@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from climdiff.errors import ClimdiffError
+from climdiff.finite import require_finite_settings
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class SamplerConfig:
     logit_clip: float = 11.5
 
     def __post_init__(self) -> None:
+        require_finite_settings(self)
         if self.steps < 1:
             raise ClimdiffError(f"sampler steps must be positive, got {self.steps}")
         if not 0 < self.sigma_min < self.sigma_max:

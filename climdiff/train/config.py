@@ -10,6 +10,7 @@ from typing import Any
 import tomllib
 
 from climdiff.errors import ClimdiffError
+from climdiff.finite import require_finite_settings
 from climdiff.models.presets import MODEL_KINDS, PRESETS
 
 # Optimisation defaults per model preset. `paper` follows Hess et al. (2025), Table 2: AdamW,
@@ -56,6 +57,9 @@ class TrainConfig:
     day_of_year: bool = False
 
     def __post_init__(self) -> None:
+        for setting in dataclasses.fields(self):
+            _check_type(setting.name, getattr(self, setting.name), str(setting.type))
+        require_finite_settings(self)
         if self.kind not in MODEL_KINDS:
             raise ClimdiffError(f"unknown model kind {self.kind!r} (use {', '.join(MODEL_KINDS)})")
         if self.preset not in PRESETS:
@@ -76,6 +80,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+# The Python types a setting's annotation allows (an int where a float is expected is fine; a bool,
+# although Python counts it as an int, is not a number of steps).
+_TYPES: dict[str, tuple[type, ...]] = {
+    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict[str, Any]": (dict,),
+}
+
+
+def _check_type(name: str, value: Any, annotation: str) -> None:
+    """Refuse a setting of the wrong type (e.g. ``lr = "fast"`` in a config file), naming it."""
+    allowed = annotation.split(" | ")
+    if value is None and "None" in allowed:
+        return
+    types = tuple(t for a in allowed for t in _TYPES.get(a, ()))
+    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+        wanted = " or ".join(a for a in allowed if a != "None")
+        raise ClimdiffError(f"setting {name} must be {wanted}, got {value!r}")
 
 
 def preset_defaults(kind: str, preset: str) -> dict[str, Any]:

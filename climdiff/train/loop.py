@@ -22,6 +22,7 @@ import functools
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,7 @@ def train_model(
     dev = local_device(target_device, world)
     try:
         task = make_task(config, data)
+        plan = _plan(task, config, world)  # every refusal comes before anything is written
         identity = {"train": config.to_dict(), "data": task.train_frames.store_config}
         resume = False
         if world.is_main:
@@ -139,23 +141,22 @@ def train_model(
             if not resume:
                 _write_run(out, identity, complete=False)
         world.barrier()
-        return _fit(task, config, identity, data, out, dev, world, quiet, command, after_checkpoint)
+        return _fit(task, config, plan, identity, data, out, dev, world, quiet, command, after_checkpoint)
     finally:
         shutdown(world)
 
 
-def _fit(
-    task: Task,
-    config: TrainConfig,
-    identity: dict[str, Any],
-    data: Path,
-    out: Path,
-    device: torch.device,
-    world: World,
-    quiet: bool,
-    command: str,
-    after_checkpoint: Callable[[int], None] | None,
-) -> Path:
+@dataclass(frozen=True)
+class _Plan:
+    """What a run's settings and data imply, worked out (and refused) before the run writes anything."""
+
+    local_batch: int
+    steps_per_epoch: int
+    total: int
+    model_cfg: dict[str, Any]
+
+
+def _plan(task: Task, config: TrainConfig, world: World) -> _Plan:
     local_batch = check_batch(config.batch_size, world)
     n_examples = len(task.train_set)
     steps_per_epoch = n_examples // config.batch_size
@@ -163,9 +164,10 @@ def _fit(
         raise ClimdiffError(
             f"the training split has {n_examples} examples, fewer than one batch of {config.batch_size}"
         )
+    grid = task.train_frames.shape[-2:]
+    if config.crop is not None and config.crop > min(grid):
+        raise ClimdiffError(f"crop {config.crop} is larger than the {' x '.join(map(str, grid))} grid")
     total = config.steps if config.steps is not None else config.epochs * steps_per_epoch
-
-    torch.manual_seed(config.seed)
     model_cfg = config_for(
         config.kind,
         config.preset,
@@ -175,10 +177,29 @@ def _fit(
     )
     backbone = backbone_settings(model_cfg)
     try:
-        check_grid_shape(task.train_frames.shape[-2:], len(backbone["channel_mult"]), backbone["padding"])
+        check_grid_shape(grid, len(backbone["channel_mult"]), backbone["padding"])
     except ValueError as err:
-        raise ClimdiffError(f"{data}: {err}") from None
-    raw = build_model(config.kind, model_cfg).to(device)
+        raise ClimdiffError(str(err)) from None
+    return _Plan(local_batch, steps_per_epoch, total, model_cfg)
+
+
+def _fit(
+    task: Task,
+    config: TrainConfig,
+    plan: _Plan,
+    identity: dict[str, Any],
+    data: Path,
+    out: Path,
+    device: torch.device,
+    world: World,
+    quiet: bool,
+    command: str,
+    after_checkpoint: Callable[[int], None] | None,
+) -> Path:
+    local_batch, steps_per_epoch, total = plan.local_batch, plan.steps_per_epoch, plan.total
+    n_examples = len(task.train_set)
+    torch.manual_seed(config.seed)
+    raw = build_model(config.kind, plan.model_cfg).to(device)
     ema = EMA(raw, config.ema_decay)
     optimizer = torch.optim.AdamW(raw.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     log = MetricsLog(out)
