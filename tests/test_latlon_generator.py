@@ -19,6 +19,7 @@ from climdiff.data.moist_barotropic import MoistBarotropicConfig, MoistBarotropi
 from climdiff.data.splits import split_counts
 from climdiff.data.store import STATE_FILE, AppendableStore
 from climdiff.errors import ClimdiffError, SolverError, StoreError
+from climdiff.zarr_io import store_meta
 
 # A 16 x 32 output grid (the model runs on 32 x 64 at T10): small enough for the default suite.
 SMALL_MODEL = MoistBarotropicConfig(
@@ -151,7 +152,7 @@ def test_store_has_cf_metadata_grid_and_transform(latlon_store: Path) -> None:
     assert isinstance(ds["time"].values[0], cftime.DatetimeNoLeap)
     assert ds["time"].values[0] == cftime.DatetimeNoLeap(1, 1, 1)
     grid = LatLonGrid.from_coordinates(ds["lat"].values, ds["lon"].values)
-    meta = ds.attrs["climdiff"]
+    meta = store_meta(ds.attrs)
     assert meta["grid"] == grid.meta() == LatLonGrid(16, 32).meta()
     assert meta["transform"] == TRANSFORM
     assert meta["variable"] == "precipitation" and meta["units"] == "mm day-1" and meta["calendar"] == "noleap"

@@ -16,6 +16,7 @@ from climdiff.rollout.forecast import forecast, plan_forecast
 from climdiff.rollout.steppers import VDMStepper, day_stepper
 from climdiff.sampling.edm import edm_sample
 from climdiff.seeding import keyed_generator
+from climdiff.zarr_io import store_meta
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_the_vdm_stepper_samples_the_vdm_conditioned_on_the_last_two_days(bundle
 def test_vdm_emulation_is_a_complete_store_with_finite_days(bundle, vdm_run) -> None:
     ds = xr.open_zarr(vdm_run)
     assert ds["vorticity"].shape == (3, 4, 32, 32) and np.isfinite(ds["vorticity"].values).all()
-    assert ds.attrs["climdiff"]["complete"] is True and "(vdm)" in ds.attrs["title"]
+    assert store_meta(ds.attrs)["complete"] is True and "(vdm)" in ds.attrs["title"]
     assert ds.attrs["guidance_lambda"] == 0 and ds.attrs["guidance_thread"] is False
     days = ds["vorticity"].values
     assert not np.allclose(days[0], days[1])  # members draw their own noise
