@@ -105,9 +105,18 @@ def field_attrs(variable: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def regular_latlon_centres(n_lat: int, n_lon: int, lon0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Cell centres of climdiff's regular lat-lon grid (:class:`climdiff.data.latlon.LatLonGrid`):
+    latitudes north to south, no row on a pole; longitudes ascending from ``lon0``."""
+    lat = 90.0 - (np.arange(n_lat) + 0.5) * (180.0 / n_lat)
+    lon = lon0 + np.arange(n_lon) * (360.0 / n_lon)
+    return lat, lon
+
+
 def grid_coordinates(grid: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
     """The coordinate values and attributes of a grid description (``dims``, ``shape``, and
-    ``length`` for a periodic square or the ``lat`` and ``lon`` centres in degrees).
+    ``length`` for a periodic square; for latitude-longitude the ``lat`` and ``lon`` centres in
+    degrees, or ``kind: latlon`` with ``lon0`` for climdiff's regular grid).
 
     The periodic square is idealised and nondimensional: its ``y`` and ``x`` carry no ``axis``,
     which in CF names latitude/longitude (or a map projection's) axes that the square does not
@@ -115,9 +124,13 @@ def grid_coordinates(grid: Mapping[str, Any]) -> tuple[dict[str, np.ndarray], di
     """
     coords: dict[str, np.ndarray] = {}
     attrs: dict[str, dict[str, Any]] = {}
-    for dim, n in zip(grid.get("dims", ["y", "x"]), grid["shape"], strict=True):
+    dims = grid.get("dims", ["y", "x"])
+    regular = {}
+    if grid.get("kind") == "latlon":
+        regular = dict(zip(("lat", "lon"), regular_latlon_centres(*grid["shape"], grid.get("lon0", 0.0)), strict=True))
+    for dim, n in zip(dims, grid["shape"], strict=True):
         if dim in LATLON_ATTRS:
-            values = np.asarray(grid.get(dim, ()), dtype=np.float64)
+            values = np.asarray(grid.get(dim, regular.get(dim, ())), dtype=np.float64)
             if values.shape != (n,):
                 raise ClimdiffError(f"the grid description needs {n} {dim} values, it has {values.size}")
             coords[dim], attrs[dim] = values, {**LATLON_ATTRS[dim], "bounds": f"{dim}_bnds"}

@@ -11,6 +11,7 @@ import xarray as xr
 from climdiff.data.latlon import LatLonGrid
 from climdiff.data.store import AppendableStore, TimeVariable
 from climdiff.errors import ClimdiffError
+from climdiff.metadata import grid_coordinates
 
 
 def test_regular_grid_is_cell_centred_north_to_south() -> None:
@@ -26,6 +27,15 @@ def test_regular_grid_is_cell_centred_north_to_south() -> None:
     # the cells tile the sphere: sum of exact cell areas is 4 pi
     area = (np.sin(np.deg2rad(bounds[:, 0])) - np.sin(np.deg2rad(bounds[:, 1])))[:, None] * np.deg2rad(grid.dlon)
     assert area.sum() * grid.n_lon == pytest.approx(4 * np.pi)
+
+
+def test_stores_and_rollout_stores_get_the_same_coordinates_from_the_grid_description() -> None:
+    grid = LatLonGrid(16, 32, lon0=2.8125)
+    values, attrs = grid_coordinates(grid.meta())
+    np.testing.assert_array_equal(values["lat"], grid.lat)
+    np.testing.assert_array_equal(values["lon"], grid.lon)
+    assert attrs["lat"]["units"] == "degrees_north" and attrs["lon"]["bounds"] == "lon_bnds"
+    np.testing.assert_allclose(grid.lon_bounds()[:, 0], grid.lon - grid.dlon / 2)
 
 
 def test_meta_and_coordinates_round_trip() -> None:
@@ -61,7 +71,7 @@ def test_coordinates_written_to_a_store_decode_as_cf(tmp_path: Path) -> None:
         time_chunk=4,
     )
     ds = xr.open_zarr(out)
-    assert ds["lat_bnds"].dims == ("lat", "nv") and ds["lon_bnds"].dims == ("lon", "nv")
+    assert ds["lat_bnds"].dims == ("lat", "bnds") and ds["lon_bnds"].dims == ("lon", "bnds")
     assert ds["lat"].attrs["units"] == "degrees_north" and ds["lat"].attrs["bounds"] == "lat_bnds"
     np.testing.assert_array_equal(ds["lat"].values, grid.lat)
     assert ds["precipitation"].dims == ("time", "lat", "lon")

@@ -9,7 +9,8 @@ climdiff's convention for every lat-lon store it writes (importers normalise to 
 * equally spaced longitudes covering the full circle, ascending, in [0, 360), an even number of
   them (the pole padding shifts rows by half the circle);
 * CF coordinates ``lat``/``lon`` with ``bounds`` variables ``lat_bnds``/``lon_bnds`` (dims
-  ``(lat, nv)`` / ``(lon, nv)``).
+  ``(lat, bnds)`` / ``(lon, bnds)``), made by :func:`climdiff.metadata.grid_coordinates` as for
+  every store climdiff writes.
 
 The store header's ``grid`` entry (:meth:`LatLonGrid.meta`) records the grid, so that bundles can
 check that a model meets the data it was trained on.
@@ -24,6 +25,7 @@ import numpy as np
 
 from climdiff.data.store import Coordinate
 from climdiff.errors import ClimdiffError
+from climdiff.metadata import BOUNDS_DIM, cell_bounds, grid_coordinates, regular_latlon_centres
 
 GRID_KIND = "latlon"
 LAT_ORDER = "north_to_south"
@@ -62,41 +64,32 @@ class LatLonGrid:
     @property
     def lat(self) -> np.ndarray:
         """Cell-centre latitudes, degrees north, north to south."""
-        return 90.0 - (np.arange(self.n_lat) + 0.5) * self.dlat
+        return regular_latlon_centres(self.n_lat, self.n_lon, self.lon0)[0]
 
     @property
     def lon(self) -> np.ndarray:
         """Cell-centre longitudes, degrees east, ascending from ``lon0``."""
-        return self.lon0 + np.arange(self.n_lon) * self.dlon
+        return regular_latlon_centres(self.n_lat, self.n_lon, self.lon0)[1]
 
     def lat_bounds(self) -> np.ndarray:
         """(n_lat, 2) cell edges, northern edge first (so each row follows the coordinate's order)."""
-        lat = self.lat
-        return np.stack([lat + self.dlat / 2, lat - self.dlat / 2], axis=1)
+        return cell_bounds(self.lat, "lat")
 
     def lon_bounds(self) -> np.ndarray:
         """(n_lon, 2) cell edges, western edge first."""
-        lon = self.lon
-        return np.stack([lon - self.dlon / 2, lon + self.dlon / 2], axis=1)
+        return cell_bounds(self.lon, "lon")
 
     def coordinates(self) -> list[Coordinate]:
-        """The CF coordinates and their bounds, ready for a store."""
-        return [
-            Coordinate(
-                "lat",
-                self.lat,
-                {"standard_name": "latitude", "long_name": "latitude", "units": "degrees_north", "axis": "Y",
-                 "bounds": "lat_bnds"},
-            ),
-            Coordinate(
-                "lon",
-                self.lon,
-                {"standard_name": "longitude", "long_name": "longitude", "units": "degrees_east", "axis": "X",
-                 "bounds": "lon_bnds"},
-            ),
-            Coordinate("lat_bnds", self.lat_bounds(), {"units": "degrees_north"}, dims=("lat", "nv")),
-            Coordinate("lon_bnds", self.lon_bounds(), {"units": "degrees_east"}, dims=("lon", "nv")),
+        """The CF coordinates and their bounds, ready for a store (the attributes every climdiff
+        store gives a lat-lon grid)."""
+        values, attrs = grid_coordinates(self.meta())
+        coords = [Coordinate(dim, values[dim], attrs[dim]) for dim in ("lat", "lon")]
+        coords += [
+            Coordinate(attrs[dim]["bounds"], cell_bounds(values[dim], dim), {"units": attrs[dim]["units"]},
+                       dims=(dim, BOUNDS_DIM))
+            for dim in ("lat", "lon")
         ]
+        return coords
 
     def meta(self) -> dict[str, Any]:
         """The ``grid`` entry of a store header or bundle (JSON-ready)."""

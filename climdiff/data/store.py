@@ -64,7 +64,7 @@ class Coordinate:
     name: str
     values: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
-    dims: tuple[str, ...] = ()  # default: the coordinate's own name; bounds use e.g. ("lat", "nv")
+    dims: tuple[str, ...] = ()  # default: the coordinate's own name; bounds use e.g. ("lat", "bnds")
 
 
 class AppendableStore:
