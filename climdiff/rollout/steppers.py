@@ -163,6 +163,12 @@ def day_stepper(
 ) -> DayStepper:
     """The stepper for ``bundle``'s models and ``sampler``'s guidance strength; ``guide_thread``
     puts the guidance on a thread of its own where there is guidance, on a CPU."""
+    dated = sorted(kind for kind, takes in bundle.meta.get("day_of_year", {}).items() if takes)
+    if dated:
+        raise ClimdiffError(
+            f"this bundle's {' and '.join(dated)} condition on the day of year, which the rollout does not pass yet "
+            "(train without --day-of-year to emulate; see docs/latlon_models.md)"
+        )
     if "vdm" in bundle.models:
         if sampler.guidance > 0:
             raise ClimdiffError("a VDM bundle samples without guidance (use --guidance 0)")
