@@ -70,7 +70,8 @@ def resolve_checkpoint(path: Path) -> Path:
     return path / "model.safetensors" if path.is_dir() else path
 
 
-def _read_bundle_meta(path: Path) -> dict[str, Any] | None:
+def read_bundle_meta(path: Path) -> dict[str, Any] | None:
+    """A bundle's ``bundle.json`` as it stands (not verified, networks not loaded), or None."""
     try:
         meta = json.loads((Path(path) / BUNDLE_FILE).read_text())
         return meta if meta.get("kind") == BUNDLE_KIND else None
@@ -192,7 +193,7 @@ def make_bundle(
 
 def read_bundle_header(out: Path) -> OutputHeader | None:
     """What a bundle directory says about itself, or None if it is not one."""
-    meta = _read_bundle_meta(out)
+    meta = read_bundle_meta(out)
     if meta is None:
         return None
     return OutputHeader(kind=BUNDLE_KIND, config=_settings(meta), complete=bool(meta.get("complete")))
@@ -220,7 +221,7 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> Bundle:
     path = Path(path)
     if not path.exists():
         raise BundleError(f"bundle {path} does not exist")
-    meta = _read_bundle_meta(path)
+    meta = read_bundle_meta(path)
     if meta is None:
         raise BundleError(f"{path} is not a climdiff bundle (no valid {BUNDLE_FILE})")
     if meta.get("format_version", 0) > FORMAT_VERSION:

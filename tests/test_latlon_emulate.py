@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from climdiff.assets import DEFAULT_MODEL, available_models
 from climdiff.bundle import make_bundle
 from climdiff.data.latlon import LatLonGrid
 from climdiff.data.latlon_generator import generate_latlon
@@ -66,3 +67,11 @@ def test_a_date_conditioned_bundle_is_refused_in_one_line(
     result = cli("emulate", "--checkpoint", bundle, "--days", "2", "--out", tmp_path / "r.zarr", "--quiet")
     assert result.exit_code != 0 and "day of year" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "r.zarr").exists()
+
+
+def test_list_models_names_every_embedded_model_and_marks_the_default(cli) -> None:
+    result = cli("emulate", "--list-models")  # no --out needed
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line.split()[0].rstrip(":") for line in lines] == available_models()
+    assert [line.split()[0] for line in lines if "(default)" in line] == [DEFAULT_MODEL]

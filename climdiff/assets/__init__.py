@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
+from climdiff.bundle import read_bundle_meta
 from climdiff.errors import ClimdiffError
 
 DEFAULT_MODEL = "turbulence32"
@@ -27,3 +29,21 @@ def embedded_bundle(name: str = DEFAULT_MODEL) -> Path:
         names = ", ".join(available_models()) or "none"
         raise ClimdiffError(f"no embedded model named {name!r} (available: {names})")
     return path
+
+
+def model_summaries() -> list[dict[str, Any]]:
+    """What `climdiff emulate --list-models` shows of each embedded bundle (read from its
+    bundle.json; the networks are not loaded)."""
+    rows = []
+    for name in available_models():
+        meta = read_bundle_meta(embedded_bundle(name)) or {}
+        grid, variable, sampler = meta.get("grid", {}), meta.get("variable", {}), meta.get("sampler", {})
+        rows.append({
+            "name": name,
+            "default": name == DEFAULT_MODEL,
+            "grid": f"{grid.get('kind', '?')} {' x '.join(map(str, grid.get('shape', [])))}",
+            "variable": f"{variable.get('name', '?')} ({variable.get('units', '?')})",
+            "calendar": meta.get("calendar", "?"),
+            "sampler": f"{sampler.get('steps', '?')} steps, lambda {sampler.get('guidance', '?')}",
+        })
+    return rows

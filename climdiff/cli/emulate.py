@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from climdiff.assets import DEFAULT_MODEL, embedded_bundle
+from climdiff.assets import DEFAULT_MODEL, embedded_bundle, model_summaries
 from climdiff.bundle import load_bundle
 from climdiff.cli.common import (
     Device,
@@ -26,6 +26,16 @@ from climdiff.rollout.engine import emulate as run_emulation
 from climdiff.rollout.forecast import forecast as run_forecast
 from climdiff.rollout.forecast import plan_forecast
 from climdiff.rollout.policy import chains_per_call, configure_sampling_threads
+
+
+def _list_models(value: bool) -> None:
+    """Print the embedded models, one a line, and exit (before --out is asked for)."""
+    if value:
+        for row in model_summaries():
+            mark = " (default)" if row["default"] else ""
+            typer.echo(f"{row['name']}{mark}: {row['variable']} on a {row['grid']} grid, {row['calendar']} calendar, "
+                       f"{row['sampler']}")
+        raise typer.Exit()
 
 
 def emulate(
@@ -51,6 +61,7 @@ def emulate(
     threads: Annotated[int | None, typer.Option(help="CPU cores to use (default: SLURM_CPUS_PER_TASK or all). When a sampling call holds at most 16 384 grid points, each network runs on one thread and a second core runs the guidance beside the IDM; larger calls spread each operation over all the threads.", min=1)] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
+    list_models: Annotated[bool, typer.Option("--list-models", callback=_list_models, is_eager=True, help="List the embedded models (--model NAME) and exit.")] = False,
 ) -> None:
     """Emulate: one new day per sampling call, each conditioned on the two before it.
 
