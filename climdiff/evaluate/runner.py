@@ -26,8 +26,10 @@ from climdiff.errors import ClimdiffError
 from climdiff.evaluate.families import (
     FAMILIES,
     FORECAST_FAMILIES,
+    PRECIPITATION_FAMILIES,
     FamilyResult,
     Settings,
+    is_precipitation,
 )
 from climdiff.evaluate.plots import draw
 from climdiff.evaluate.report import write_report
@@ -73,8 +75,9 @@ def _labels(runs: list[Path], labels: list[str] | None) -> list[str]:
     return labels
 
 
-def choose_families(requested: list[str] | None, runs: list[Source]) -> list[str]:
-    """The families to compute: the requested ones (checked), else every one that applies."""
+def choose_families(requested: list[str] | None, runs: list[Source], reference: Source) -> list[str]:
+    """The families to compute: the requested ones (checked), else every one that applies (the
+    wet-day family only to precipitation)."""
     unknown = sorted(set(requested or []) - set(FAMILIES))
     if unknown:
         raise ClimdiffError(f"unknown metric famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} (choose from {', '.join(FAMILIES)})")
@@ -87,7 +90,11 @@ def choose_families(requested: list[str] | None, runs: list[Source]) -> list[str
             if family not in FORECAST_FAMILIES and not has_runs:
                 raise ClimdiffError(f"{family} needs an emulation store; only forecast stores were given")
         return list(requested)
-    return [f for f in FAMILIES if (f in FORECAST_FAMILIES and has_forecasts) or (f not in FORECAST_FAMILIES and has_runs)]
+    return [
+        f for f in FAMILIES
+        if ((f in FORECAST_FAMILIES and has_forecasts) or (f not in FORECAST_FAMILIES and has_runs))
+        and (f not in PRECIPITATION_FAMILIES or is_precipitation(reference.field))
+    ]
 
 
 def evaluate(
@@ -112,7 +119,7 @@ def evaluate(
     ref = open_source(reference, "reference", allowed=(TRAINING_KIND, EMULATION_KIND), split=split)
     sources = [open_source(p, n, allowed=(EMULATION_KIND, FORECAST_KIND)) for p, n in zip(runs, names, strict=True)]
     check_comparable(ref, sources)
-    families = choose_families(metrics, sources)
+    families = choose_families(metrics, sources, ref)
     config = {
         "runs": [str(Path(p).resolve()) for p in runs], "labels": names, "reference": str(Path(reference).resolve()),
         "split": split, "families": families, "settings": asdict(settings),
