@@ -22,6 +22,7 @@ import xarray as xr
 
 from climdiff.assets import embedded_bundle
 from climdiff.bundle import load_bundle
+from climdiff.evaluate.bias import mean_and_std
 from climdiff.evaluate.temporal import autocorrelation
 from climdiff.rollout.engine import EmulateConfig, emulate
 
@@ -37,8 +38,10 @@ def parse_changes(text: str) -> dict[str, float | int | None]:
 
 
 def summary(field: xr.DataArray) -> str:
+    """The numbers `climdiff evaluate` reports, from the same functions (without intervals)."""
+    std = float(mean_and_std(field, field**2)[1])
     acf = autocorrelation(field, lags=LAGS).values
-    return f"std {float(field.std()):5.2f}  acf(1,5,20) " + " ".join(f"{a:5.2f}" for a in acf)
+    return f"std {std:5.2f}  acf(1,5,20) " + " ".join(f"{a:5.2f}" for a in acf)
 
 
 def main() -> None:

@@ -8,11 +8,13 @@ import xarray as xr
 
 from climdiff.evaluate.calibration import (
     crps_ensemble,
+    ensemble_mean_rmse,
+    ensemble_scores,
     rank_histogram,
-    spread_skill_ratio,
+    spread_skill,
 )
-from climdiff.evaluate.spectra import radial_power_spectrum
-from climdiff.evaluate.temporal import autocorrelation
+from climdiff.evaluate.spectra import radial_power, spectral_log_error
+from climdiff.evaluate.temporal import anomalies, autocorrelation, autocorrelation_of, lagged_products
 
 RNG = np.random.default_rng(0)
 
@@ -31,16 +33,54 @@ def test_autocorrelation_of_an_ar1_process_is_phi_to_the_lag() -> None:
     np.testing.assert_allclose(acf.values, [phi, phi**2, phi**5], atol=0.02)
 
 
+def test_seasonal_anomalies_by_hand_in_memory_and_chunk_by_chunk() -> None:
+    days = 2 * 365
+    time = xr.date_range("2001-01-01", periods=days, freq="D", calendar="noleap", use_cftime=True)
+    x = RNG.normal(size=(days, 3, 4)) + 5 * np.cos(2 * np.pi * np.arange(days) / 365)[:, None, None]
+    coords = {"time": time, "lat": [-10.0, 0.0, 10.0], "lon": [0.0, 90, 180, 270]}
+    field = xr.DataArray(x, dims=("time", "lat", "lon"), coords=coords)
+    by_hand = (x.reshape(2, 365, 3, 4) - x.reshape(2, 365, 3, 4).mean(axis=0)).reshape(days, 3, 4)
+    np.testing.assert_allclose(anomalies(field, "seasonal").values, by_hand, atol=1e-12)
+    lazy = anomalies(field.chunk(time=100), "seasonal")
+    assert lazy.chunks is not None
+    np.testing.assert_allclose(lazy.values, by_hand, atol=1e-12)
+
+
+def test_autocorrelation_by_hand_and_from_block_means_of_the_same_products() -> None:
+    """Lag l pairs the first T - l days with the last T - l; the mean square uses all T days;
+    members and cells are averaged. Block means of the daily products give the same ratio when
+    the tail has no missing products (blocks of equal length)."""
+    x = RNG.normal(size=(2, 12, 3, 3))
+    field = square(x, ("member", "time", "y", "x"))
+    a = x - x.mean()
+    by_hand = [np.mean(a[:, :-lag] * a[:, lag:]) / np.mean(a * a) for lag in (1, 3)]
+    np.testing.assert_allclose(autocorrelation(field, lags=[1, 3]).values, by_hand)
+    products = lagged_products(field, lags=[1, 3])
+    assert products.dims == ("lag", "time") and products.sel(lag=3).isnull().sum() == 3
+    blocks = products.coarsen(time=4).mean().rename(time="block")
+    # the mean of block means weighs the last block's lagged mean like a full block: only lag 0 is exact
+    assert float(blocks.sel(lag=0).mean()) == pytest.approx(float(np.mean(a * a)))
+    assert autocorrelation_of(blocks, "block").dims == ("lag",)
+
+
 def test_radial_spectrum_puts_a_mode_in_its_shell_and_obeys_parseval() -> None:
     n = 32
     x = np.arange(n) * 2 * np.pi / n
     mode = np.cos(3 * x)[None, :] * np.ones((n, 1))
-    spectrum = radial_power_spectrum(square(mode, ("y", "x")))
+    spectrum = radial_power(square(mode, ("y", "x")))
     assert spectrum.sel(wavenumber=3) == pytest.approx(0.5) and spectrum.drop_sel(wavenumber=3).sum() == pytest.approx(0, abs=1e-20)
     field = RNG.normal(size=(5, n, n))
-    total = radial_power_spectrum(square(field, ("time", "y", "x"))).sum()
+    total = radial_power(square(field, ("time", "y", "x"))).mean("time").sum()
     # the shells up to n/2 hold everything but the corners beyond |k| = n/2
     assert 0.7 * (field**2).mean() < total <= (field**2).mean()
+
+
+def test_spectral_log_error_skips_the_mean_and_empty_shells() -> None:
+    k = np.arange(5)
+    reference = xr.DataArray([9.0, 1.0, 0.0, 1.0, 1.0], dims=("wavenumber",), coords={"wavenumber": k})
+    run = xr.DataArray([1.0, 10.0, 5.0, 0.1, 1.0], dims=("wavenumber",), coords={"wavenumber": k})
+    assert float(spectral_log_error(run, reference)) == pytest.approx((1 + 1 + 0) / 3)
+    assert float(spectral_log_error(reference, reference)) == 0.0
 
 
 def crps_by_integration(members: np.ndarray, obs: float) -> float:
@@ -85,9 +125,19 @@ def calibrated(m: int, spread: float = 1.0) -> tuple[xr.DataArray, xr.DataArray]
 
 def test_spread_skill_is_one_when_calibrated_and_below_when_underdispersed() -> None:
     ens, obs = calibrated(5)
-    assert float(spread_skill_ratio(ens, obs)) == pytest.approx(1.0, abs=0.03)
+    assert float(spread_skill(ensemble_scores(ens, obs), "time", 5)) == pytest.approx(1.0, abs=0.03)
     narrow, obs = calibrated(5, spread=0.4)
-    assert float(spread_skill_ratio(narrow, obs)) < 0.6
+    assert float(spread_skill(ensemble_scores(narrow, obs), "time", 5)) < 0.6
+
+
+def test_ensemble_scores_are_area_means_per_sample() -> None:
+    ens, obs = calibrated(3)
+    scores = ensemble_scores(ens, obs)
+    assert scores["crps"].dims == ("time",)
+    np.testing.assert_allclose(scores["crps"].values, crps_ensemble(ens, obs).mean(["y", "x"]).values)
+    np.testing.assert_allclose(scores["variance"].values, ens.values.var(axis=0, ddof=1).mean(axis=(1, 2)))
+    rmse = np.sqrt(((ens.values.mean(axis=0) - obs.values) ** 2).mean())
+    assert float(ensemble_mean_rmse(scores, "time")) == pytest.approx(rmse)
 
 
 def test_rank_histogram_is_flat_when_calibrated_and_ties_are_spread() -> None:

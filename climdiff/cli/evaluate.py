@@ -1,4 +1,4 @@
-"""`climdiff evaluate`: bias, spectra, temporal consistency, extremes, EOFs, stability and
+"""`climdiff evaluate`: bias, spectra, temporal consistency, extremes, wet days, EOFs, stability and
 calibration of runs against a reference, as results.json, one PNG per family and report.md."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import dask
 import typer
 
 from climdiff.cli.common import OutPath, Overwrite, Quiet, command_line
+from climdiff.evaluate.core import WET_DAY_THRESHOLD
 from climdiff.evaluate.families import FAMILIES, Settings
 from climdiff.evaluate.runner import evaluate as run_evaluation
 from climdiff.runtime import configure_threads
@@ -29,6 +30,7 @@ def evaluate(
     block_days: Annotated[int, typer.Option(help="Days per bootstrap block (longer than the decorrelation time).", min=1)] = 30,
     resamples: Annotated[int, typer.Option(help="Bootstrap resamples per interval.", min=10)] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap and of rank-histogram tie-breaking.")] = 0,
+    wet_threshold: Annotated[float, typer.Option(help="Wet-day threshold in the field's units (wet_days family).")] = WET_DAY_THRESHOLD,
     scheduler: Annotated[str | None, typer.Option(help="Address of a running dask.distributed scheduler, e.g. tcp://host:8786 (default: local threads).")] = None,
     threads: Annotated[int | None, typer.Option(help="Threads for the local dask computation and torch (default: SLURM_CPUS_PER_TASK, else all cores).", min=1)] = None,
     overwrite: Overwrite = False,
@@ -41,7 +43,7 @@ def evaluate(
     n = configure_threads(threads)
     if scheduler is None:
         dask.config.set(scheduler="threads", num_workers=n)
-    settings = Settings(block_days=block_days, n_resamples=resamples, seed=seed)
+    settings = Settings(block_days=block_days, n_resamples=resamples, seed=seed, wet_threshold=wet_threshold)
     done = run_evaluation(runs, reference, out, labels=_names(labels), metrics=_names(metrics), split=split,
                           settings=settings, scheduler=scheduler, overwrite=overwrite, quiet=quiet, command=command_line())  # fmt: skip
     typer.echo(f"wrote {done / 'results.json'}, {done / 'report.md'} and the figures")

@@ -1,7 +1,8 @@
-"""Mean-state errors: area-weighted RMSE, the per-cell long-run bias and its area-weighted mean.
+"""Mean state: the long-run mean and standard deviation, the per-cell long-run bias and its
+area-weighted mean absolute value (the ``bias`` family).
 
 Spatial dims are those of :func:`~climdiff.evaluate.weights.area_weights` ((lat, lon) or (y, x));
-every other dim (member, time, ...) is a sample dim. All results stay lazy on dask input.
+every other dim (member, time, block, ...) is a sample dim. All results stay lazy on dask input.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from climdiff.evaluate.weights import area_weights
+from climdiff.evaluate.core import FamilyResult, Settings, blocks, headline, intervals, map_for_plot, members_pooled
+from climdiff.evaluate.sources import Source
+from climdiff.evaluate.weights import area_mean, area_weights
 
 
 def sample_dims(field: xr.DataArray) -> list[str]:
@@ -18,27 +21,49 @@ def sample_dims(field: xr.DataArray) -> list[str]:
     return [d for d in field.dims if d not in spatial]
 
 
-def rmse(a: xr.DataArray, b: xr.DataArray) -> xr.DataArray:
-    """Root of the area-weighted mean squared difference over every dim (a 0-d array).
-
-    The square is weighted in space and averaged over the other dims before the root, so this is
-    one RMSE for the whole sample, not a mean of per-day RMSEs.
-    """
-    w = area_weights(a)
-    return np.sqrt(((a - b) ** 2 * w).sum(w.dims).mean())
-
-
 def bias_map(run: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
     """Long-run mean of ``run`` minus that of ``reference`` per cell (dims: the spatial ones).
 
     Each is averaged over its own sample dims, so a run of 10 members x 100 years compares with a
-    reference of 30 years without any alignment in time.
+    reference of 30 years without any alignment in time (and block means compare like days).
     """
     return run.mean(sample_dims(run)) - reference.mean(sample_dims(reference))
 
 
 def mean_absolute_bias(run: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
     """Area-weighted mean of |bias_map| (a 0-d array): biases of opposite sign do not cancel."""
-    bias = bias_map(run, reference)
-    w = area_weights(bias)
-    return (abs(bias) * w).sum(w.dims)
+    return area_mean(abs(bias_map(run, reference)))
+
+
+def mean_and_std(first: xr.DataArray, second: xr.DataArray) -> xr.DataArray:
+    """The long-run area mean and standard deviation (dim ``quantity``) from the first and second
+    raw moments per cell and sample (e.g. block means of x and of x^2): the standard deviation is
+    over cells and days together, sqrt(E[x^2] - E[x]^2) with area weights."""
+    mean = area_mean(first.mean(sample_dims(first)))
+    std = np.sqrt(area_mean(second.mean(sample_dims(second))) - mean**2)
+    return xr.concat([mean, std], dim="quantity")
+
+
+def bias_family(reference: Source, runs: list[Source], s: Settings) -> FamilyResult:
+    """Long-run mean, standard deviation, and the mean absolute bias of the long-run mean map."""
+    out = FamilyResult("bias")
+    units = reference.field.attrs.get("units", "")
+    summaries = {}
+    for src in [reference, *runs]:
+        moments = {"m1": members_pooled(src.field), "m2": members_pooled(src.field**2)}
+        summaries[src.label] = blocks(xr.Dataset(moments), s.block_days).compute()
+    ref_m1 = summaries[reference.label]["m1"]
+    maps = {}
+    for label, m in summaries.items():
+
+        def statistic(d: xr.Dataset) -> xr.DataArray:
+            return xr.concat([mean_and_std(d["m1"], d["m2"]), mean_absolute_bias(d["m1"], ref_m1)], dim="quantity")
+
+        mean, std, mab = intervals(statistic, m, "block", s)
+        out.headlines.append(headline("bias", "mean", label, mean, units=units))
+        out.headlines.append(headline("bias", "std", label, std, units=units))
+        if label != reference.label:
+            out.headlines.append(headline("bias", "mean_absolute_bias", label, mab, units=units, ideal=0.0))
+            maps[label] = map_for_plot(bias_map(m["m1"], ref_m1))
+    out.plot = {"reference_mean": map_for_plot(ref_m1.mean("block")), "bias_maps": maps, "units": units}
+    return out

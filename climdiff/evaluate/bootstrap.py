@@ -1,36 +1,29 @@
-"""Bootstrap confidence intervals for any statistic of an xarray object.
+"""Bootstrap confidence intervals for any statistic of an xarray object, by ``scipy.stats.bootstrap``.
 
-Percentile bootstrap: the statistic is recomputed on ``n_resamples`` resamples of ``data`` along
-``dim`` and the interval is the (1 - confidence)/2 and (1 + confidence)/2 quantiles of those
-values. With ``block`` > 1 the resamples are moving blocks (Kunsch 1989): ceil(n / block) runs of
-``block`` consecutive positions, starting anywhere in 0 .. n - block, concatenated and cut to n.
-Daily series are autocorrelated, and resampling single days would treat n correlated days as n
-independent ones and give intervals that are too narrow; choose a block longer than the
-decorrelation time (e.g. 10-30 days for daily weather, a year or more for annual means).
-Deterministic for a given seed (one numpy Generator draws all indices up front).
+The samples are the positions along one dim (block summaries, years, forecast starts), resampled
+as independent: each family first reduces a store to summaries of blocks longer than the
+decorrelation time, so no moving-block scheme is needed here.
 
-``shift_bias`` moves the interval by the bootstrap estimate of the statistic's bias (the mean
-of the resampled values minus the estimate). Statistics that resampling itself inflates, such
-as the largest eigenvalues of a covariance (repeated rows lower its rank) or a mean of absolute
-values, otherwise get a percentile interval lying beside their estimate.
+Method: BCa, the bias-corrected and accelerated percentile interval (Efron 1987). It corrects for
+the median bias of the bootstrap distribution, which matters for statistics that resampling
+inflates, such as the largest eigenvalues of a covariance (repeated rows lower its rank) or a
+mean of absolute values; a plain percentile interval of those lies beside the estimate. Where BCa
+cannot be formed (scipy then returns NaN: every jackknife value equal, e.g. a constant statistic,
+or every resampled value on one side of the estimate), the element gets the basic (reverse
+percentile) interval 2 estimate - quantiles of the same resamples. ``method`` says which.
+Deterministic for a given seed.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
+from scipy import stats
 
-
-def resample_indices(n: int, n_resamples: int, block: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_resamples, n) positions: iid draws (block 1) or moving blocks of ``block`` positions."""
-    if not 1 <= block <= n:
-        raise ValueError(f"block must be between 1 and the length {n}, got {block}")
-    per_resample = -(-n // block)
-    starts = rng.integers(0, n - block + 1, size=(n_resamples, per_resample))
-    runs = starts[:, :, None] + np.arange(block)[None, None, :]
-    return runs.reshape(n_resamples, -1)[:, :n]
+BCA, BASIC = "BCa", "basic"
 
 
 def _as_array(value: xr.DataArray | float) -> xr.DataArray:
@@ -39,38 +32,53 @@ def _as_array(value: xr.DataArray | float) -> xr.DataArray:
 
 def bootstrap_ci(
     statistic: Callable[[xr.DataArray], xr.DataArray],
-    data: xr.DataArray,
+    data: xr.DataArray | xr.Dataset,
     dim: str,
     *,
     n_resamples: int = 200,
     confidence: float = 0.95,
-    block: int = 1,
     seed: int = 0,
-    shift_bias: bool = False,
 ) -> xr.Dataset:
-    """``estimate`` (the statistic on ``data``), ``low`` and ``high``, each with the statistic's dims.
+    """``estimate`` (the statistic on ``data``), ``low``, ``high`` and ``method`` (BCa or basic),
+    each with the statistic's dims.
 
-    ``statistic`` maps a DataArray like ``data`` to a (small) DataArray; it sees resamples in which
-    the positions along ``dim`` are repeated and reordered (coordinates travel with their values).
+    ``statistic`` maps an object like ``data`` to a small DataArray; it sees resamples in which the
+    positions along ``dim`` are repeated and reordered (coordinates travel with their values), and
+    the jackknife's leave-one-out subsets. A statistic of several elements is bootstrapped in one
+    pass (the same resamples for all). ``data`` is loaded into memory: it is meant to be small.
     """
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
-    rng = np.random.default_rng(seed)
-    indices = resample_indices(data.sizes[dim], n_resamples, block, rng)
-    values = xr.concat([_as_array(statistic(data.isel({dim: idx}))) for idx in indices], dim="resample")
-    values = values.compute()  # the statistics are small; one pass over dask input
-    alpha = (1 - confidence) / 2
-    bounds = values.quantile([alpha, 1 - alpha], dim="resample")
+    n = data.sizes[dim]
+    if n < 2:
+        raise ValueError(f"a bootstrap interval needs at least two samples along {dim}, got {n}")
+    data = data.compute()
     estimate = _as_array(statistic(data)).compute()
-    if shift_bias:  # remove the bootstrap estimate of the statistic's bias, mean(resamples) - estimate
-        bounds = bounds - (values.mean("resample") - estimate)
+
+    def on_positions(positions: np.ndarray) -> np.ndarray:
+        value = _as_array(statistic(data.isel({dim: positions.astype(np.int64)})))
+        return np.asarray(value.transpose(*estimate.dims).values, dtype=np.float64).ravel()
+
+    samples = (np.arange(n),)
+    common = {"vectorized": False, "confidence_level": confidence}
+    with warnings.catch_warnings():  # BCa's degenerate cases are handled below, element by element
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rng = np.random.default_rng(seed)
+        bca = stats.bootstrap(samples, on_positions, n_resamples=n_resamples, method=BCA, rng=rng, **common)
+        low, high = np.asarray(bca.confidence_interval.low), np.asarray(bca.confidence_interval.high)
+        formed = np.isfinite(low) & np.isfinite(high)
+        if not formed.all():  # the same resamples (none drawn anew), basic interval
+            basic = stats.bootstrap(samples, on_positions, n_resamples=0, bootstrap_result=bca, method=BASIC, **common)
+            low = np.where(formed, low, basic.confidence_interval.low)
+            high = np.where(formed, high, basic.confidence_interval.high)
+    shape, dims = estimate.shape, estimate.dims
     return xr.Dataset(
         {
             "estimate": estimate,
-            "low": bounds.isel(quantile=0, drop=True),
-            "high": bounds.isel(quantile=1, drop=True),
+            "low": (dims, low.reshape(shape)),
+            "high": (dims, high.reshape(shape)),
+            "method": (dims, np.where(formed, BCA, BASIC).reshape(shape)),
         },
-        attrs={"confidence": confidence, "n_resamples": n_resamples, "block": block, "seed": seed,
-               "method": "percentile bootstrap" + (" (moving blocks)" if block > 1 else "")
-                                 + (", shifted by the bias estimate" if shift_bias else "")},
+        attrs={"confidence": confidence, "n_resamples": n_resamples, "seed": seed, "method": f"{BCA}, else {BASIC}"},
     )

@@ -1,9 +1,7 @@
-"""Precipitation extremes and distribution: exceedance thresholds, waiting times, histograms,
-wet-day frequency.
+"""Extremes and distribution (the ``extremes`` family): exceedance thresholds, the frequency and
+persistence of exceedances, waiting times, histograms.
 
-Conventions: an *exceedance* is a value strictly above the threshold; a *wet day* is a value at or
-above the wet-day threshold (the ETCCDI rule RR >= 1 mm). Thresholds are in the field's units:
-the default 1.0 assumes mm/day, pass 1e-3 for a field in m/day. Waiting times are in days,
+Conventions: an *exceedance* is a value strictly above the threshold. Waiting times are in days,
 measured on the time coordinate (cftime, datetime64, or the index when there is none), so a gap
 in the record lengthens the waits that span it.
 """
@@ -18,7 +16,9 @@ import numpy as np
 import xarray as xr
 
 from climdiff.evaluate.bias import sample_dims
-from climdiff.evaluate.weights import area_weights
+from climdiff.evaluate.core import FamilyResult, Settings, blocks, headline, intervals, members_pooled
+from climdiff.evaluate.sources import Source, spatial_dims
+from climdiff.evaluate.weights import area_mean, area_weights
 
 
 def exceedance_threshold(reference: xr.DataArray, q: float = 0.95) -> xr.DataArray:
@@ -103,6 +103,64 @@ def value_histogram(
     )
 
 
-def wet_day_frequency(field: xr.DataArray, threshold: float = 1.0) -> xr.DataArray:
-    """Fraction of days (and members) with a value >= threshold, per cell (dims: the spatial ones)."""
-    return (field >= threshold).mean(sample_dims(field))
+def exceedance_summaries(field: xr.DataArray, threshold: xr.DataArray | float) -> xr.Dataset:
+    """Per day, members averaged: ``today``, the area-weighted fraction of cells exceeding the
+    threshold, and ``both``, the fraction exceeding it today and tomorrow (0 on the last day)."""
+    exceed = field > threshold
+    tomorrow = exceed & exceed.shift(time=-1, fill_value=False)
+    return xr.Dataset({"today": members_pooled(area_mean(exceed)), "both": members_pooled(area_mean(tomorrow))})
+
+
+def exceedance_statistics(summaries: xr.Dataset, dim: str = "time") -> xr.DataArray:
+    """``frequency`` of exceedance and ``persistence``, P(exceeding tomorrow | exceeding today),
+    from :func:`exceedance_summaries` or their means over blocks (dim ``quantity``)."""
+    today, both = summaries["today"].mean(dim), summaries["both"].mean(dim)
+    return xr.concat([today, both / today], dim="quantity").assign_coords(quantity=["frequency", "persistence"])
+
+
+def whole_series(field: xr.DataArray, budget_bytes: float = 64e6) -> xr.DataArray:
+    """Rechunk so each chunk holds whole time series (a local quantile needs them) of as many
+    rows of cells as fit in ``budget_bytes`` (as float64), so memory does not grow with length."""
+    if field.chunks is None:
+        return field
+    row, column = spatial_dims(field)
+    per_row = 8 * field.size // field.sizes[row]
+    rows = max(1, int(budget_bytes // per_row))
+    return field.chunk({d: -1 for d in field.dims if d not in (row, column)} | {row: rows, column: -1})
+
+
+def waiting_time_counts(field: xr.DataArray, threshold: xr.DataArray, longest: int = 100) -> np.ndarray:
+    """How many waits of 1, 2, ... days (the last bin: ``longest`` or more) separate consecutive
+    exceedances, counted one group of whole series at a time so memory does not grow with length."""
+    whole = whole_series(field)
+    row = spatial_dims(field)[0]
+    edges = np.cumsum((0, *whole.chunksizes[row])) if whole.chunks else np.array([0, field.sizes[row]])
+    counts = np.zeros(longest + 1, dtype=np.int64)
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        part = {row: slice(int(lo), int(hi))}
+        gaps = waiting_times(whole.isel(part), threshold.isel(part)).values
+        counts += np.bincount(np.minimum(gaps.astype(np.int64), longest), minlength=longest + 1)
+    return counts
+
+
+def extremes_family(reference: Source, runs: list[Source], s: Settings) -> FamilyResult:
+    """Exceedances of the reference's local 95th percentile: their frequency (ideal 0.05) and
+    their persistence; waiting-time distributions and value histograms as figures. (The mean
+    waiting time is no extra number: for a stationary series it is 1 / frequency, Kac's lemma.)"""
+    out = FamilyResult("extremes")
+    ref_field = reference.field
+    threshold = exceedance_threshold(whole_series(ref_field), 0.95).compute()
+    low, high = dask.compute(ref_field.min(), ref_field.max())
+    span = float(high - low)
+    edges = np.linspace(float(low) - 0.5 * span, float(high) + 0.5 * span, 61)
+    histograms, waits = {}, {}
+    for src in [reference, *runs]:
+        summaries = blocks(exceedance_summaries(src.field, threshold), s.block_days).compute()
+        frequency, persistence = intervals(lambda d: exceedance_statistics(d, "block"), summaries, "block", s)
+        out.headlines.append(headline("extremes", "exceedance_frequency_p95", src.label, frequency, ideal=0.05))
+        out.headlines.append(headline("extremes", "exceedance_persistence", src.label, persistence))
+        waits[src.label] = waiting_time_counts(src.field, threshold).tolist()
+        histograms[src.label] = value_histogram(src.field, edges).values.tolist()
+    units = ref_field.attrs.get("units", "")
+    out.plot = {"edges": edges.tolist(), "histograms": histograms, "waiting_time_counts": waits, "units": units}
+    return out

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from climdiff.atomic import atomic_write  # noqa: E402
-from climdiff.evaluate.families import FamilyResult  # noqa: E402
+from climdiff.evaluate.core import FamilyResult  # noqa: E402
 
 Figure = Any
 
@@ -104,6 +104,25 @@ def _extremes(result: FamilyResult, reference: str) -> Figure:
     return fig
 
 
+def _wet_days(result: FamilyResult, reference: str) -> Figure:
+    """Per-cell wet-day frequency (top) and intensity (bottom) of every source."""
+    units = result.plot["units"]
+    rows = (("frequency", "wet-day frequency", "Blues", ""), ("intensity", "wet-day intensity", "viridis", units))
+    labels = list(result.plot["frequency_maps"])
+    fig, axes = plt.subplots(2, len(labels), figsize=(3.6 * len(labels), 6.0), squeeze=False)
+    for row, (quantity, title, cmap, units) in enumerate(rows):
+        maps = {label: np.array(values, dtype=float) for label, values in result.plot[f"{quantity}_maps"].items()}
+        low, high = np.nanmin([np.nanmin(m) for m in maps.values()]), np.nanmax([np.nanmax(m) for m in maps.values()])
+        for ax, (label, values) in zip(axes[row], maps.items(), strict=True):
+            image = ax.imshow(values, origin="lower", cmap=cmap, vmin=low, vmax=high)
+            ax.set_title(f"{label}: {title}")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(image, ax=ax, shrink=0.8, label=units)
+    fig.suptitle(f"wet: >= {result.plot['threshold']:g} {result.plot['units']}")
+    return fig
+
+
 def _eofs(result: FamilyResult, reference: str) -> Figure:
     labels = list(result.plot["explained_variance"])
     fig, axes = plt.subplots(1, 1 + len(labels), figsize=(3.6 * (1 + len(labels)), 3.4), squeeze=False)
@@ -156,7 +175,7 @@ def _calibration(result: FamilyResult, reference: str) -> Figure:
 
 
 PLOTTERS: dict[str, Callable[[FamilyResult, str], Figure]] = {
-    "bias": _bias, "spectra": _spectra, "temporal": _temporal, "extremes": _extremes,
+    "bias": _bias, "spectra": _spectra, "temporal": _temporal, "extremes": _extremes, "wet_days": _wet_days,
     "eofs": _eofs, "stability": _stability, "calibration": _calibration,
 }  # fmt: skip
 

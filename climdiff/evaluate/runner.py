@@ -25,8 +25,10 @@ from climdiff.errors import ClimdiffError, StoreError
 from climdiff.evaluate.families import (
     FAMILIES,
     FORECAST_FAMILIES,
+    PRECIPITATION_FAMILIES,
     FamilyResult,
     Settings,
+    is_precipitation,
 )
 from climdiff.evaluate.plots import draw
 from climdiff.evaluate.report import write_report
@@ -69,8 +71,9 @@ def _labels(runs: list[Path], labels: list[str] | None) -> list[str]:
     return labels
 
 
-def choose_families(requested: list[str] | None, runs: list[Source]) -> list[str]:
-    """The families to compute: the requested ones (checked), else every one that applies."""
+def choose_families(requested: list[str] | None, runs: list[Source], reference: Source) -> list[str]:
+    """The families to compute: the requested ones (checked), else every one that applies (the
+    wet-day family only to precipitation)."""
     unknown = sorted(set(requested or []) - set(FAMILIES))
     if unknown:
         raise ClimdiffError(f"unknown metric famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} (choose from {', '.join(FAMILIES)})")
@@ -83,7 +86,11 @@ def choose_families(requested: list[str] | None, runs: list[Source]) -> list[str
             if family not in FORECAST_FAMILIES and not has_runs:
                 raise ClimdiffError(f"{family} needs an emulation store; only forecast stores were given")
         return list(requested)
-    return [f for f in FAMILIES if (f in FORECAST_FAMILIES and has_forecasts) or (f not in FORECAST_FAMILIES and has_runs)]
+    return [
+        f for f in FAMILIES
+        if ((f in FORECAST_FAMILIES and has_forecasts) or (f not in FORECAST_FAMILIES and has_runs))
+        and (f not in PRECIPITATION_FAMILIES or is_precipitation(reference.field))
+    ]
 
 
 def evaluate(
@@ -109,7 +116,7 @@ def evaluate(
     sources = [open_source(p, n, allowed=(EMULATION_KIND, FORECAST_KIND)) for p, n in zip(runs, names, strict=True)]
     check_comparable(ref, sources)
     check_block_days(settings.block_days, [ref, *sources])
-    families = choose_families(metrics, sources)
+    families = choose_families(metrics, sources, ref)
     config = {
         # paths as given, not resolved: a folder of runs, reference and evaluation can be moved and still resume
         "runs": [str(p) for p in runs], "labels": names, "reference": str(reference),

@@ -1,4 +1,5 @@
-"""Power spectra: radially averaged on the doubly periodic square, zonal per latitude band.
+"""Power spectra: radially averaged on the doubly periodic square, zonal per latitude band, and
+the spectral error of a run against a reference (the ``spectra`` family).
 
 Radial convention: the FFT is normalised by the number of cells (``fft2(f) / N``), and the power of
 a ring of integer wavenumber shells is *summed*, so the spectrum sums to the domain mean of f^2
@@ -19,7 +20,11 @@ from collections.abc import Sequence
 import numpy as np
 import xarray as xr
 
+from climdiff.evaluate.core import FamilyResult, Settings, blocks, headline, intervals, members_pooled
+from climdiff.evaluate.sources import Source, spatial_dims
+
 DEFAULT_LAT_BANDS: tuple[tuple[float, float], ...] = ((-90.0, -30.0), (-30.0, 30.0), (30.0, 90.0))
+TROPICS = (-30.0, 30.0)
 
 
 def radial_power(field: xr.DataArray) -> xr.DataArray:
@@ -44,13 +49,6 @@ def radial_power(field: xr.DataArray) -> xr.DataArray:
         spectrum, field.astype(np.float64), input_core_dims=[["y", "x"]], output_core_dims=[["wavenumber"]],
         dask="parallelized", output_dtypes=[np.float64], dask_gufunc_kwargs={"output_sizes": {"wavenumber": kmax + 1}},
     ).assign_coords(wavenumber=np.arange(kmax + 1))
-
-
-def radial_power_spectrum(field: xr.DataArray) -> xr.DataArray:
-    """Shell-summed power per integer wavenumber |k| = 0 .. n/2, averaged over every non-spatial
-    dim (dims: ``wavenumber``)."""
-    power = radial_power(field)
-    return power.mean([d for d in power.dims if d != "wavenumber"])
 
 
 def _one_sided_power(values: np.ndarray) -> np.ndarray:
@@ -97,3 +95,39 @@ def zonal_power_spectrum(
         lat_max=("band", [float(hi) for _, hi in lat_bands]),
         wavenumber=np.arange(nlon // 2 + 1),
     )
+
+
+def spectral_log_error(spectrum: xr.DataArray, reference: xr.DataArray) -> xr.DataArray:
+    """mean over k >= 1 of |log10(S / S_ref)| (a 0-d array), 0 for identical spectra.
+
+    The mean (k = 0) carries no scale, and wavenumbers where the reference has no power (empty
+    shells) are left out: the ratio is undefined there.
+    """
+    resolved = (reference["wavenumber"] >= 1) & (reference > 0)
+    return abs(np.log10(spectrum.where(resolved) / reference.where(resolved))).mean()
+
+
+def spectra_family(reference: Source, runs: list[Source], s: Settings) -> FamilyResult:
+    """Radially averaged (square) or zonal tropical-band (lat-lon) power spectra, and the
+    spectral error :func:`spectral_log_error` of each run."""
+    out = FamilyResult("spectra")
+    latlon = spatial_dims(reference.field) == ("lat", "lon")
+    spectra = {}
+    for src in [reference, *runs]:
+        if latlon:
+            band = zonal_power_spectrum(src.field, (TROPICS,)).isel(band=0, drop=True)
+            spectra[src.label] = band.drop_vars(["lat_min", "lat_max"], errors="ignore").expand_dims(block=1).compute()
+        else:
+            spectra[src.label] = blocks(members_pooled(radial_power(src.field)), s.block_days).compute()
+    if latlon:
+        out.notes.append("zonal spectra of the band 30S-30N, no interval (computed over all days at once)")
+    ref = spectra[reference.label].mean("block")
+    for run in runs:
+        numbers = intervals(lambda d: spectral_log_error(d.mean("block"), ref), spectra[run.label], "block", s)[0]
+        out.headlines.append(headline("spectra", "spectral_log_error", run.label, numbers, ideal=0.0))
+    out.plot = {
+        "wavenumber": ref["wavenumber"].values.tolist(),
+        "spectra": {label: sp.mean("block").values.tolist() for label, sp in spectra.items()},
+        "kind": "zonal, 30S-30N" if latlon else "radial",
+    }
+    return out

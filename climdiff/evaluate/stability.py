@@ -1,4 +1,5 @@
-"""Long-run stability: annual-mean global-mean series, its linear drift, the seasonal cycle.
+"""Long-run stability (the ``stability`` family): annual-mean global-mean series, its linear
+drift, the seasonal cycle.
 
 * ``annual_mean_series``: area-weighted spatial mean per day, then the mean per calendar year of
   the time coordinate's own calendar (cftime noleap, 360_day, ... or datetime64). Incomplete years
@@ -17,17 +18,14 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from climdiff.evaluate.weights import area_weights
-
-
-def _area_mean(field: xr.DataArray) -> xr.DataArray:
-    w = area_weights(field)
-    return (field * w).sum(w.dims)
+from climdiff.evaluate.core import FamilyResult, Headline, Settings, headline, intervals, members_pooled
+from climdiff.evaluate.sources import Source, spatial_dims
+from climdiff.evaluate.weights import area_mean
 
 
 def annual_mean_series(field: xr.DataArray, complete_years: bool = True) -> xr.DataArray:
     """Area-weighted mean per calendar year (dims: ``year``, plus ``member`` if present)."""
-    daily = _area_mean(field)
+    daily = area_mean(field)
     annual = daily.groupby("time.year").mean("time")
     if complete_years:
         days = daily["time"].groupby("time.year").count()
@@ -50,7 +48,7 @@ def linear_drift(series: xr.DataArray, dim: str = "year") -> xr.DataArray:
 def seasonal_cycle(field: xr.DataArray) -> xr.Dataset:
     """``amplitude`` and ``phase`` (day of year of the maximum) of the first annual harmonic
     (dims: ``member`` if present, else scalars)."""
-    daily = _area_mean(field)
+    daily = area_mean(field)
     climatology = daily.groupby("time.dayofyear").mean("time").transpose("dayofyear", ...)
     length = float(daily["time"].dt.days_in_year.mean())
     angle = 2 * np.pi * (climatology["dayofyear"].values - 1) / length
@@ -69,3 +67,30 @@ def seasonal_cycle(field: xr.DataArray) -> xr.Dataset:
         coords=coords,
         attrs={"year_length_days": length},
     )
+
+
+def stability_family(reference: Source, runs: list[Source], s: Settings) -> FamilyResult:
+    """Annual-mean area-mean series, its linear drift per century, and the seasonal cycle's
+    amplitude and phase on lat-lon data."""
+    out = FamilyResult("stability")
+    units = reference.field.attrs.get("units", "")
+    series = {}
+    for src in [reference, *runs]:
+        annual = members_pooled(annual_mean_series(src.field)).compute()
+        series[src.label] = {"year": annual["year"].values.tolist(), "mean": annual.values.tolist()}
+        if annual.sizes["year"] >= 3:
+            numbers = intervals(linear_drift, annual, "year", s)[0]
+            out.headlines.append(headline("stability", "drift_per_century", src.label, numbers, units=units, ideal=0.0))
+        else:
+            out.notes.append(f"{src.label}: {annual.sizes['year']} complete year(s); drift needs at least 3")
+        if spatial_dims(src.field) == ("lat", "lon"):
+            cycle = seasonal_cycle(members_pooled(src.field)).compute()
+            out.headlines += [
+                Headline("stability", "seasonal_amplitude", src.label, float(cycle["amplitude"]), units=units),
+                Headline("stability", "seasonal_phase", src.label, float(cycle["phase"]), units="day of year"),
+            ]
+    if spatial_dims(reference.field) != ("lat", "lon"):
+        out.notes.append("no seasonal cycle on the square domain (statistically stationary forcing)")
+    out.notes.append("drift intervals resample years as independent")
+    out.plot = {"annual_mean": series, "units": units}
+    return out

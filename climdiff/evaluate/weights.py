@@ -13,3 +13,13 @@ def area_weights(field: xr.DataArray) -> xr.DataArray:
     else:
         w = xr.ones_like(field["y"], dtype=float) * xr.ones_like(field["x"], dtype=float)
     return w / w.sum()
+
+
+def area_mean(field: xr.DataArray) -> xr.DataArray:
+    """The area-weighted mean over the spatial dims (the others are kept).
+
+    A missing value makes the mean missing rather than counting as zero: a member that stopped
+    must not pull a day's mean towards zero (pooling members then skips it).
+    """
+    w = area_weights(field)
+    return (field * w).sum(w.dims, skipna=False)
