@@ -33,8 +33,13 @@ from climdiff.rollout.writer import EmulationStore
 from climdiff.sampling.edm import in_window, sigma_schedule
 
 
-def run_seconds(bundle, members: int, days: int, guidance: float | None = None,  # noqa: ANN001
-                concurrent: bool = False) -> tuple[float, float]:  # fmt: skip
+def run_seconds(
+    bundle,
+    members: int,
+    days: int,
+    guidance: float | None = None,  # noqa: ANN001
+    concurrent: bool = False,
+) -> tuple[float, float]:
     """(total seconds, seconds spent in the writer) of one run; ``concurrent`` runs the guidance
     on a thread of its own."""
     sampler = bundle.sampler if guidance is None else bundle.sampler.replace(guidance=guidance)
@@ -116,8 +121,18 @@ finally:
 def peak_memory_mb(bundle_path: Path, days: int) -> float:
     """Peak resident memory of a complete run, measured inside its own process."""
     with tempfile.TemporaryDirectory() as tmp:
-        args = ["emulate", "--checkpoint", str(bundle_path), "--days", str(days), "--out", str(Path(tmp) / "run.zarr"),
-                "--quiet", "--threads", str(torch.get_num_threads())]  # fmt: skip
+        args = [
+            "emulate",
+            "--checkpoint",
+            str(bundle_path),
+            "--days",
+            str(days),
+            "--out",
+            str(Path(tmp) / "run.zarr"),
+            "--quiet",
+            "--threads",
+            str(torch.get_num_threads()),
+        ]
         done = subprocess.run([sys.executable, "-c", _MEASURE, *args], capture_output=True, text=True, check=True)
         kb = next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("PEAK_KB"))
         return int(kb) / 1024.0
@@ -139,19 +154,25 @@ def main() -> None:
     run_seconds(bundle, 1, 1)  # warm-up
     peak = conv_peak_flops()
     print(f"\nconvolution peak: {peak / 1e9:.1f} GFLOP/s\n")
-    print("| members | s per day | s per member-day | 100 years of one member (h) | writer share | network GFLOP/s | of peak |")
+    print(
+        "| members | s per day | s per member-day | 100 years of one member (h) | writer share | network GFLOP/s | of peak |"
+    )
     print("|---|---|---|---|---|---|---|")
     for members in args.members:
         total, writer = run_seconds(bundle, members, args.days)
         per_day = total / args.days
         achieved = day_flops(bundle, members) / per_day
-        print(f"| {members} | {per_day:.3f} | {per_day / members:.4f} | {per_day / members * 36500 / 3600:.2f} | "
-              f"{writer / total:.1%} | {achieved / 1e9:.2f} | {achieved / peak:.1%} |")  # fmt: skip
+        print(
+            f"| {members} | {per_day:.3f} | {per_day / members:.4f} | {per_day / members * 36500 / 3600:.2f} | "
+            f"{writer / total:.1%} | {achieved / 1e9:.2f} | {achieved / peak:.1%} |"
+        )
     guided, _ = run_seconds(bundle, 1, args.days)
     beside, _ = run_seconds(bundle, 1, args.days, concurrent=True)
     plain, _ = run_seconds(bundle, 1, args.days, guidance=0.0)
-    print(f"\nguidance overhead (1 member): {guided / plain:.2f} x the unguided time on one thread, "
-          f"{beside / plain:.2f} x with the guidance on a thread of its own ({beside / args.days:.3f} s per day)")
+    print(
+        f"\nguidance overhead (1 member): {guided / plain:.2f} x the unguided time on one thread, "
+        f"{beside / plain:.2f} x with the guidance on a thread of its own ({beside / args.days:.3f} s per day)"
+    )
     for days in args.memory_days:
         print(f"peak memory, {days}-day run: {peak_memory_mb(path, days):.0f} MB")
 

@@ -30,12 +30,24 @@ from climdiff.rollout.writer import EmulationStore, MemberState, StoreLayout
 def synthetic_store(path: Path, days: int, size: int, seed: int, chunk: int = 365) -> Path:
     rng = np.random.default_rng(seed)
     coords = {"y": np.arange(size, dtype=np.float64), "x": np.arange(size, dtype=np.float64)}
-    layout = StoreLayout(variable="vorticity", variable_attrs={"units": "1"}, calendar="noleap", coords=coords,
-                         coord_attrs={}, frame_shape=(1, size, size))  # fmt: skip
+    layout = StoreLayout(
+        variable="vorticity",
+        variable_attrs={"units": "1"},
+        calendar="noleap",
+        coords=coords,
+        coord_attrs={},
+        frame_shape=(1, size, size),
+    )
     store = EmulationStore.create(
-        path, layout, config={"synthetic": seed}, members=1, days=days,
-        time_units=time_units(parse_date("0001-01-01", "noleap")), time_chunk=chunk, attrs={"Conventions": "CF-1.10"},
-    )  # fmt: skip
+        path,
+        layout,
+        config={"synthetic": seed},
+        members=1,
+        days=days,
+        time_units=time_units(parse_date("0001-01-01", "noleap")),
+        time_chunk=chunk,
+        attrs={"Conventions": "CF-1.10"},
+    )
     state = MemberState(torch.zeros(2, 1, size, size), torch.Generator())
     x = rng.standard_normal((size, size))
     for start in range(0, days, chunk):
@@ -64,9 +76,21 @@ def main() -> None:
             megabytes = days * args.size**2 * 4 / 1e6
             t0 = time.perf_counter()
             child = subprocess.Popen(
-                [sys.executable, "-m", "climdiff", "evaluate", str(run), "--reference", str(ref), "--out", str(Path(tmp) / "ev"),
-                 "--threads", str(args.threads), "--quiet"],
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "climdiff",
+                    "evaluate",
+                    str(run),
+                    "--reference",
+                    str(ref),
+                    "--out",
+                    str(Path(tmp) / "ev"),
+                    "--threads",
+                    str(args.threads),
+                    "--quiet",
+                ],
+            )
             _, status, usage = os.wait4(child.pid, 0)  # this child's own peak, not the largest so far
             child.returncode = os.waitstatus_to_exitcode(status)
             if child.returncode:

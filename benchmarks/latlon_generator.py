@@ -76,8 +76,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), load average {os.getloadavg()[0]:.1f}")
-    print("| output grid | model | steps/day | s/year wall | s/year CPU | ms/step CPU | RK3 tendencies | fluxes "
-          "| transport |")
+    print(
+        "| output grid | model | steps/day | s/year wall | s/year CPU | ms/step CPU | RK3 tendencies | fluxes "
+        "| transport |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for text in args.grids:
         n_lat, n_lon = (int(v) for v in text.split("x"))

@@ -101,7 +101,9 @@ def main() -> None:
     presets = ["tiny", "small"] + (["paper"] if args.paper else [])
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     print(f"torch {torch.__version__}, {args.threads} CPU threads, load average {os.getloadavg()[0]:.2f}")
-    header = f"{'device':6} {'preset':6} {'grid':>7} {'batch':>5} {'model':5} {'params':>11} {'train s':>9} {'sample s':>9}"
+    header = (
+        f"{'device':6} {'preset':6} {'grid':>7} {'batch':>5} {'model':5} {'params':>11} {'train s':>9} {'sample s':>9}"
+    )
     print(header)
     print("-" * len(header))
     ratios = []

@@ -75,7 +75,9 @@ def benchmark(size: int, device: torch.device, dtype: torch.dtype, steps: int, r
         for name, fn in timed.items():
             samples[name].append(_seconds_per_call(fn, steps, device))
     result = {name: statistics.median(values) for name, values in samples.items()}
-    result["ratio"] = statistics.median(step / floor for step, floor in zip(samples["step"], samples["floor"], strict=True))
+    result["ratio"] = statistics.median(
+        step / floor for step, floor in zip(samples["step"], samples["floor"], strict=True)
+    )
     return result
 
 

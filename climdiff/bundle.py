@@ -164,7 +164,9 @@ def make_bundle(
         # which models take the generated day's date (doy, the year fraction) in the bundle's calendar
         "day_of_year": {kind: conditions_on_day_of_year(header["model"]) for kind, header in headers.items()},
     }
-    claim_output(out, kind=BUNDLE_KIND, config=settings, overwrite=overwrite, header=read_bundle_header(out), noun="bundle")
+    claim_output(
+        out, kind=BUNDLE_KIND, config=settings, overwrite=overwrite, header=read_bundle_header(out), noun="bundle"
+    )
     out.mkdir(exist_ok=True)
     files = {}
     for kind, path in parts.items():
@@ -225,7 +227,9 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> Bundle:
     if meta is None:
         raise BundleError(f"{path} is not a climdiff bundle (no valid {BUNDLE_FILE})")
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise BundleError(f"{path} is bundle format {meta['format_version']}; this climdiff reads up to {FORMAT_VERSION}")
+        raise BundleError(
+            f"{path} is bundle format {meta['format_version']}; this climdiff reads up to {FORMAT_VERSION}"
+        )
     missing = [name for name in meta["files"] if not (path / name).exists()]
     if missing:
         raise BundleError(f"bundle {path} is incomplete: {', '.join(missing)} missing")
@@ -248,6 +252,18 @@ def load_bundle(path: Path, device: torch.device | str = "cpu") -> Bundle:
 def describe_bundle(path: Path) -> dict[str, Any]:
     """What `climdiff info` shows about a bundle (after verifying it)."""
     bundle = load_bundle(path)
-    keys = ("name", "mode", "climdiff_version", "grid", "variable", "calendar", "normalization",
-            "sampler", "day_of_year", "initial_dates", "parameters", "bundle_sha256")
+    keys = (
+        "name",
+        "mode",
+        "climdiff_version",
+        "grid",
+        "variable",
+        "calendar",
+        "normalization",
+        "sampler",
+        "day_of_year",
+        "initial_dates",
+        "parameters",
+        "bundle_sha256",
+    )
     return {"path": str(Path(path).resolve()), "kind": BUNDLE_KIND, **{k: bundle.meta.get(k) for k in keys}}

@@ -170,7 +170,9 @@ def _read(path: PathLike) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise CheckpointError(f"{path} is not a readable safetensors file (truncated or corrupt?): {reason}") from None
     if METADATA_KEY not in metadata:
-        raise CheckpointError(f"{path} is a safetensors file but not a climdiff checkpoint (no '{METADATA_KEY}' metadata)")
+        raise CheckpointError(
+            f"{path} is a safetensors file but not a climdiff checkpoint (no '{METADATA_KEY}' metadata)"
+        )
     try:
         header = json.loads(metadata[METADATA_KEY])
     except json.JSONDecodeError as exc:

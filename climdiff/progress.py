@@ -72,9 +72,7 @@ class ProgressReporter:
                 console=self._console,
             )
             self._rich.__enter__()
-            self._task = self._rich.add_task(
-                self.description, total=self.total, completed=self.completed, rate=""
-            )
+            self._task = self._rich.add_task(self.description, total=self.total, completed=self.completed, rate="")
         else:
             self._line(force=True)
         return self

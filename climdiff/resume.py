@@ -86,8 +86,7 @@ def claim_output(
         if path.is_dir() and not any(path.iterdir()):
             return False
         raise StoreError(
-            f"{path} exists and is not a climdiff {noun}; refusing to touch it "
-            "(choose another output path)"
+            f"{path} exists and is not a climdiff {noun}; refusing to touch it (choose another output path)"
         )
     if overwrite:
         remove_output(path)

@@ -22,8 +22,9 @@ def default_threads() -> int:
     slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
     if slurm.isdigit() and int(slurm) > 0:
         if int(slurm) > cores:
-            warnings.warn(f"SLURM_CPUS_PER_TASK={slurm} is more than the {cores} cores present; using {cores}",
-                          stacklevel=2)
+            warnings.warn(
+                f"SLURM_CPUS_PER_TASK={slurm} is more than the {cores} cores present; using {cores}", stacklevel=2
+            )
             return cores
         return int(slurm)
     return cores

@@ -95,7 +95,9 @@ def require_store(path: Path, kinds: tuple[str, ...] | None = None, *, complete:
     if kinds is not None and header.kind not in kinds:
         raise StoreError(f"{path} is a climdiff {header.kind} store, not {' or '.join(kinds)}")
     if complete and not header.complete:
-        raise StoreError(f"{path} is an incomplete climdiff {header.kind} store; re-run the command that made it to finish it")
+        raise StoreError(
+            f"{path} is an incomplete climdiff {header.kind} store; re-run the command that made it to finish it"
+        )
     if header.complete:
         require_chunks(path)
     return header
@@ -157,7 +159,8 @@ def missing_chunks(path: Path) -> list[tuple[str, dict[str, slice]]]:
             if array.metadata.encode_chunk_key(coords) in present:
                 continue
             chunk = tuple(
-                slice(c * size, min((c + 1) * size, n)) for c, size, n in zip(coords, array.chunks, array.shape, strict=True)
+                slice(c * size, min((c + 1) * size, n))
+                for c, size, n in zip(coords, array.chunks, array.shape, strict=True)
             )
             if not (nan_filled and _may_be_absent(chunk, dims, stopped)):
                 missing.append((name, dict(zip(dims, chunk, strict=True))))

@@ -57,9 +57,16 @@ def trained_disc(learning_store: Path, tmp_path_factory: pytest.TempPathFactory)
     config = resolve_config(
         "disc",
         {},
-        {"preset": "tiny", "steps": 400, "batch_size": 16, "val_every": 400, "val_batches": 6,
-         "checkpoint_every": 400, "log_every": 100},
-    )  # fmt: skip
+        {
+            "preset": "tiny",
+            "steps": 400,
+            "batch_size": 16,
+            "val_every": 400,
+            "val_batches": 6,
+            "checkpoint_every": 400,
+            "log_every": 100,
+        },
+    )
     return train_model(config, learning_store, tmp_path_factory.mktemp("runs") / "disc", device="cpu", quiet=True)
 
 
@@ -69,18 +76,24 @@ def trained_idm(learning_store: Path, tmp_path_factory: pytest.TempPathFactory) 
     from climdiff.train.config import resolve_config
     from climdiff.train.loop import train_model
 
-    config = resolve_config("idm", {}, {"preset": "tiny", "steps": 60, "batch_size": 8, "val_every": 60, "checkpoint_every": 60})
+    config = resolve_config(
+        "idm", {}, {"preset": "tiny", "steps": 60, "batch_size": 8, "val_every": 60, "checkpoint_every": 60}
+    )
     return train_model(config, learning_store, tmp_path_factory.mktemp("runs") / "idm", device="cpu", quiet=True)
 
 
 @pytest.fixture(scope="session")
-def guided_bundle(tmp_path_factory: pytest.TempPathFactory, learning_store: Path, trained_idm: Path, trained_disc: Path) -> Path:
+def guided_bundle(
+    tmp_path_factory: pytest.TempPathFactory, learning_store: Path, trained_idm: Path, trained_disc: Path
+) -> Path:
     """IDM + discriminator bundle with a short sampler (8 steps, lambda 3)."""
     from climdiff.bundle import make_bundle
     from climdiff.sampling.config import SamplerConfig
 
     out = tmp_path_factory.mktemp("bundles") / "guided.bundle"
-    return make_bundle(out, data=learning_store, idm=trained_idm, disc=trained_disc, sampler=SamplerConfig(steps=8, guidance=3.0))
+    return make_bundle(
+        out, data=learning_store, idm=trained_idm, disc=trained_disc, sampler=SamplerConfig(steps=8, guidance=3.0)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -89,7 +102,9 @@ def trained_vdm(learning_store: Path, tmp_path_factory: pytest.TempPathFactory) 
     from climdiff.train.config import resolve_config
     from climdiff.train.loop import train_model
 
-    config = resolve_config("vdm", {}, {"preset": "tiny", "steps": 200, "batch_size": 8, "val_every": 200, "checkpoint_every": 200})
+    config = resolve_config(
+        "vdm", {}, {"preset": "tiny", "steps": 200, "batch_size": 8, "val_every": 200, "checkpoint_every": 200}
+    )
     return train_model(config, learning_store, tmp_path_factory.mktemp("runs") / "vdm", device="cpu", quiet=True)
 
 

@@ -154,6 +154,10 @@ def test_the_architecture_doc_states_the_same_order() -> None:
     assert " -> ".join(STAGES) in text
     for stage, allowed in MAY_IMPORT.items():
         listed = ", ".join(allowed) if allowed else "nothing"
-        assert re.search(rf"\|\s*{stage}\s*\|\s*{listed}\s*\|", text), f"stage {stage} may import {listed}: not in the doc"
+        assert re.search(rf"\|\s*{stage}\s*\|\s*{listed}\s*\|", text), (
+            f"stage {stage} may import {listed}: not in the doc"
+        )
     for module, stage in STAGE_OF.items():
-        assert re.search(rf"`{re.escape(module)}`[^\n|]*\|\s*{stage}\b", text), f"{module} ({stage}) missing from the doc"
+        assert re.search(rf"`{re.escape(module)}`[^\n|]*\|\s*{stage}\b", text), (
+            f"{module} ({stage}) missing from the doc"
+        )

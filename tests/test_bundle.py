@@ -66,14 +66,22 @@ def test_bundle_refuses_tampering_and_missing_parts(guided: Path, tmp_path: Path
 def test_models_from_different_grids_are_refused(trained_idm: Path, learning_store: Path, tmp_path: Path) -> None:
     coarse = dataclasses.replace(SMALL_RUN, solver=TurbulenceConfig(size=16, dt=0.01, kf=4.0), frames=20, chunk=4)
     store16 = generate_turbulence(tmp_path / "16.zarr", coarse, quiet=True)
-    disc16 = train_model(resolve_config("disc", {}, {"preset": "tiny", "steps": 1, "batch_size": 4}), store16, tmp_path / "d16", device="cpu", quiet=True)
+    disc16 = train_model(
+        resolve_config("disc", {}, {"preset": "tiny", "steps": 1, "batch_size": 4}),
+        store16,
+        tmp_path / "d16",
+        device="cpu",
+        quiet=True,
+    )
     with pytest.raises(BundleError, match="different data \\(grid differs"):
         make_bundle(tmp_path / "b", data=learning_store, idm=trained_idm, disc=disc16)
     with pytest.raises(BundleError, match="other data"):
         make_bundle(tmp_path / "b", data=store16, idm=trained_idm)
 
 
-def test_bad_combinations_are_refused(trained_idm: Path, trained_disc: Path, learning_store: Path, tmp_path: Path) -> None:
+def test_bad_combinations_are_refused(
+    trained_idm: Path, trained_disc: Path, learning_store: Path, tmp_path: Path
+) -> None:
     with pytest.raises(BundleError, match="give --idm too"):
         make_bundle(tmp_path / "b", data=learning_store, disc=trained_disc)
     with pytest.raises(BundleError, match="not both"):
@@ -86,8 +94,15 @@ def test_bad_combinations_are_refused(trained_idm: Path, trained_disc: Path, lea
     assert load_bundle(unguided).kind == "unguided" and load_bundle(unguided).sampler.guidance == 0.0
 
 
-def test_info_describes_every_kind_of_output(cli, guided: Path, trained_idm: Path, learning_store: Path, tmp_path: Path) -> None:
-    for path, key in ((guided, "bundle_sha256"), (trained_idm, "run"), (trained_idm / "model.safetensors", "weights_sha256"), (learning_store, "frames")):
+def test_info_describes_every_kind_of_output(
+    cli, guided: Path, trained_idm: Path, learning_store: Path, tmp_path: Path
+) -> None:
+    for path, key in (
+        (guided, "bundle_sha256"),
+        (trained_idm, "run"),
+        (trained_idm / "model.safetensors", "weights_sha256"),
+        (learning_store, "frames"),
+    ):
         result = cli("info", path, "--json")
         assert result.exit_code == 0, result.stderr
         assert key in json.loads(result.stdout)
@@ -99,7 +114,19 @@ def test_info_describes_every_kind_of_output(cli, guided: Path, trained_idm: Pat
 
 def test_cli_bundle(cli, trained_idm: Path, trained_disc: Path, learning_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "cli.bundle"
-    args = ("bundle", "--idm", trained_idm, "--disc", trained_disc, "--data", learning_store, "--out", out, "--steps", "5")
+    args = (
+        "bundle",
+        "--idm",
+        trained_idm,
+        "--disc",
+        trained_disc,
+        "--data",
+        learning_store,
+        "--out",
+        out,
+        "--steps",
+        "5",
+    )
     assert cli(*args).exit_code == 0
     assert load_bundle(out).sampler.steps == 5
     again = cli(*args)

@@ -31,7 +31,9 @@ def stores(guided_bundle, learning_store, tmp_path_factory):
     for name, lam in (("guided", bundle.sampler.guidance), ("unguided", 0.0)):
         config = EmulateConfig(days=45, members=2, seed=1, time_chunk=45, sampler=bundle.sampler.replace(guidance=lam))
         made[name] = emulate(bundle, root / f"{name}.zarr", config, quiet=True).path
-    plan = plan_forecast(bundle, learning_store, EmulateConfig(days=3, members=3, sampler=bundle.sampler), starts=4, start_dates=None)
+    plan = plan_forecast(
+        bundle, learning_store, EmulateConfig(days=3, members=3, sampler=bundle.sampler), starts=4, start_dates=None
+    )
     made["forecast"] = forecast(bundle, learning_store, root / "forecast.zarr", plan, quiet=True).path
     return made
 
@@ -97,8 +99,15 @@ def test_headline_numbers_match_direct_computations(evaluation, stores, learning
 
 
 def test_a_run_compared_with_itself_has_no_error(stores, tmp_path) -> None:
-    out = evaluate([stores["guided"]], stores["guided"], tmp_path / "self", labels=["same"],
-                   metrics=["bias", "spectra", "temporal"], settings=FAST, quiet=True)  # fmt: skip
+    out = evaluate(
+        [stores["guided"]],
+        stores["guided"],
+        tmp_path / "self",
+        labels=["same"],
+        metrics=["bias", "spectra", "temporal"],
+        settings=FAST,
+        quiet=True,
+    )
     assert entries(out, metric="mean_absolute_bias")[0]["value"] == pytest.approx(0.0, abs=1e-6)
     assert entries(out, metric="spectral_log_error")[0]["value"] == pytest.approx(0.0, abs=1e-9)
     for lag in (1, 5, 10):
@@ -125,17 +134,36 @@ def test_interrupted_evaluation_recomputes_only_missing_families(evaluation, sto
 
 def test_dask_distributed_scheduler_gives_the_same_numbers(evaluation, stores, learning_store, tmp_path) -> None:
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
-        out = evaluate([stores["guided"], stores["unguided"], stores["forecast"]], learning_store, tmp_path / "ev",
-                       metrics=["bias", "temporal"], settings=FAST, scheduler=cluster.scheduler_address, quiet=True)  # fmt: skip
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        out = evaluate(
+            [stores["guided"], stores["unguided"], stores["forecast"]],
+            learning_store,
+            tmp_path / "ev",
+            metrics=["bias", "temporal"],
+            settings=FAST,
+            scheduler=cluster.scheduler_address,
+            quiet=True,
+        )
     for family in ("bias", "temporal"):
         assert entries(out, family=family) == entries(evaluation, family=family)
 
 
 def test_bad_input_is_refused_clearly(stores, learning_store, tmp_path) -> None:
-    other_grid = generate_turbulence(tmp_path / "g16.zarr", TurbulenceRun(
-        solver=TurbulenceConfig(size=16, dt=0.01, kf=3.0, dkf=1.0), frames=12, every=1, spinup=0.1, seed=1,
-        split=(0.5, 0.25, 0.25), chunk=4), quiet=True)  # fmt: skip
+    other_grid = generate_turbulence(
+        tmp_path / "g16.zarr",
+        TurbulenceRun(
+            solver=TurbulenceConfig(size=16, dt=0.01, kf=3.0, dkf=1.0),
+            frames=12,
+            every=1,
+            spinup=0.1,
+            seed=1,
+            split=(0.5, 0.25, 0.25),
+            chunk=4,
+        ),
+        quiet=True,
+    )
     with pytest.raises(StoreError, match="grid"):
         evaluate([stores["guided"]], other_grid, tmp_path / "a", settings=FAST, quiet=True)
     (tmp_path / "plain").mkdir()
@@ -153,11 +181,24 @@ def test_bad_input_is_refused_clearly(stores, learning_store, tmp_path) -> None:
 
 def test_cli_evaluate(cli, stores, learning_store, tmp_path) -> None:
     out = tmp_path / "ev"
-    ok = cli("evaluate", str(stores["guided"]), "--reference", str(learning_store), "--out", str(out),
-             "--metrics", "bias,spectra", "--resamples", "20", "--quiet")  # fmt: skip
+    ok = cli(
+        "evaluate",
+        str(stores["guided"]),
+        "--reference",
+        str(learning_store),
+        "--out",
+        str(out),
+        "--metrics",
+        "bias,spectra",
+        "--resamples",
+        "20",
+        "--quiet",
+    )
     assert ok.exit_code == 0, ok.stderr
     assert "results.json" in ok.stdout and (out / "spectra.png").exists() and not (out / "eofs.png").exists()
-    bad = cli("evaluate", str(stores["guided"]), "--reference", str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "x"))
+    bad = cli(
+        "evaluate", str(stores["guided"]), "--reference", str(tmp_path / "nope.zarr"), "--out", str(tmp_path / "x")
+    )
     assert bad.exit_code == 2 and "does not exist" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -182,8 +223,14 @@ def test_info_describes_emulation_forecast_and_evaluation_outputs(cli, stores, e
         result = cli("info", str(path), "--json")
         assert result.exit_code == 0 and "Traceback" not in result.stderr, result.stderr
         described[name] = json.loads(result.stdout)
-    assert described["guided"]["kind"] == "emulation" and described["guided"]["days_done"] == 45 == described["guided"]["days"]
-    assert described["forecast"]["starts"] == described["forecast"]["starts_done"] == 4 and described["forecast"]["leads"] == 3
+    assert (
+        described["guided"]["kind"] == "emulation"
+        and described["guided"]["days_done"] == 45 == described["guided"]["days"]
+    )
+    assert (
+        described["forecast"]["starts"] == described["forecast"]["starts_done"] == 4
+        and described["forecast"]["leads"] == 3
+    )
     assert described["evaluation"]["complete"] is True
     assert set(described["evaluation"]["families_done"]) == set(FAMILIES) - set(PRECIPITATION_FAMILIES)
     wrong = cli("data", "info", str(stores["forecast"]))

@@ -127,8 +127,7 @@ def test_hovmoller_averages_over_y_or_the_equatorial_band() -> None:
 
 
 def test_row_wasserstein_matches_scipy_and_ignores_positions() -> None:
-    hov = xr.DataArray(RNG.gamma(0.5, size=(2, 7, 10)), dims=("member", "time", "x"),
-                       coords={"time": days(7)})
+    hov = xr.DataArray(RNG.gamma(0.5, size=(2, 7, 10)), dims=("member", "time", "x"), coords={"time": days(7)})
     distance = row_wasserstein(hov)
     assert distance.dims == ("member", "time") and distance.sizes["time"] == 6
     assert list(distance["time"].values) == list(hov["time"].values[1:])
@@ -301,10 +300,9 @@ def test_seasonal_cycle_amplitude_and_phase(calendar: str, length: int) -> None:
     time = days(3 * length, calendar=calendar)
     doy = np.asarray(time.dayofyear)
     peaks = [101.0, 250.5]
-    members = np.stack([
-        3 + 2 * np.cos(2 * np.pi * (doy - peak) / length) + 0.5 * np.sin(4 * np.pi * doy / length)
-        for peak in peaks
-    ])
+    members = np.stack(
+        [3 + 2 * np.cos(2 * np.pi * (doy - peak) / length) + 0.5 * np.sin(4 * np.pi * doy / length) for peak in peaks]
+    )
     field = np.broadcast_to(members[:, :, None, None], (2, len(doy), 2, 3))
     cycle = seasonal_cycle(xr.DataArray(field, dims=("member", "time", "y", "x"), coords={"time": time}))
     assert cycle["phase"].dims == ("member",)
@@ -373,7 +371,9 @@ def test_dask_backed_inputs_give_the_in_memory_results() -> None:
     xr.testing.assert_allclose(lazy_distance.compute(), row_wasserstein(hovmoller(field, band=(-50, 50))))
     threshold = exceedance_threshold(field)
     np.testing.assert_allclose(exceedance_threshold(lazy).values, threshold.values)
-    np.testing.assert_array_equal(np.sort(waiting_times(lazy, threshold).values), np.sort(waiting_times(field, threshold).values))
+    np.testing.assert_array_equal(
+        np.sort(waiting_times(lazy, threshold).values), np.sort(waiting_times(field, threshold).values)
+    )
     edges = [0, 0.2, 1, 3]
     np.testing.assert_allclose(value_histogram(lazy, edges).values, value_histogram(field, edges).values)
 

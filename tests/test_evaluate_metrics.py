@@ -68,7 +68,9 @@ def test_radial_spectrum_puts_a_mode_in_its_shell_and_obeys_parseval() -> None:
     x = np.arange(n) * 2 * np.pi / n
     mode = np.cos(3 * x)[None, :] * np.ones((n, 1))
     spectrum = radial_power(square(mode, ("y", "x")))
-    assert spectrum.sel(wavenumber=3) == pytest.approx(0.5) and spectrum.drop_sel(wavenumber=3).sum() == pytest.approx(0, abs=1e-20)
+    assert spectrum.sel(wavenumber=3) == pytest.approx(0.5) and spectrum.drop_sel(wavenumber=3).sum() == pytest.approx(
+        0, abs=1e-20
+    )
     field = RNG.normal(size=(5, n, n))
     total = radial_power(square(field, ("time", "y", "x"))).mean("time").sum()
     # the shells up to n/2 hold everything but the corners beyond |k| = n/2

@@ -64,8 +64,9 @@ def emulation_store(tmp_path_factory):  # noqa: ANN001, ANN201
 
     bundle = load_bundle(embedded_bundle())
     sampler = bundle.sampler.replace(guidance=0.0, steps=5)
-    config = EmulateConfig(days=4, members=2, seed=3, start="0001-12-30", time_chunk=365, sampler=sampler,
-                           means=("monthly", "annual"))  # fmt: skip
+    config = EmulateConfig(
+        days=4, members=2, seed=3, start="0001-12-30", time_chunk=365, sampler=sampler, means=("monthly", "annual")
+    )
     out = tmp_path_factory.mktemp("emu") / "run.zarr"
     return emulate(bundle, out, config, quiet=True, command="climdiff emulate (test)").path
 
@@ -75,17 +76,27 @@ def forecast_like_store(tmp_path_factory):  # noqa: ANN001, ANN201
     """A complete climdiff store without a time dimension (init_time, lead, member, y, x)."""
     rng = np.random.default_rng(0)
     init = xr.DataArray(
-        [cftime.DatetimeNoLeap(1, 1, 1), cftime.DatetimeNoLeap(1, 2, 1)], dims="init_time",
+        [cftime.DatetimeNoLeap(1, 1, 1), cftime.DatetimeNoLeap(1, 2, 1)],
+        dims="init_time",
         attrs={"standard_name": "forecast_reference_time"},
-    )  # fmt: skip
+    )
     ds = xr.Dataset(
-        {"vorticity": (("init_time", "lead", "member", "y", "x"), rng.standard_normal((2, 3, 2, 8, 8)).astype("float32"),
-                       {"units": "1", "long_name": "vorticity"})},
-        coords={"init_time": init, "lead": ("lead", np.arange(1, 4), {"units": "days", "long_name": "lead time"}),
-                "member": ("member", np.arange(2), {"standard_name": "realization"}),
-                "y": np.arange(8.0), "x": np.arange(8.0)},
+        {
+            "vorticity": (
+                ("init_time", "lead", "member", "y", "x"),
+                rng.standard_normal((2, 3, 2, 8, 8)).astype("float32"),
+                {"units": "1", "long_name": "vorticity"},
+            )
+        },
+        coords={
+            "init_time": init,
+            "lead": ("lead", np.arange(1, 4), {"units": "days", "long_name": "lead time"}),
+            "member": ("member", np.arange(2), {"standard_name": "realization"}),
+            "y": np.arange(8.0),
+            "x": np.arange(8.0),
+        },
         attrs={STORE_ATTR: {"kind": "forecast", "config": {"leads": 3}, "complete": True}, "flag": True},
-    )  # fmt: skip
+    )
     out = tmp_path_factory.mktemp("fc") / "forecast.zarr"
     with quiet_zarr():
         ds.to_zarr(out, zarr_format=3, consolidated=True)
@@ -120,7 +131,12 @@ def test_emulation_store_drops_resume_state_and_keeps_provenance(cli, emulation_
     store, nc = open_store(emulation_store), open_nc(out)
     assert "resume_state" not in nc and "state_byte" not in nc.dims
     xr.testing.assert_equal(nc, store.drop_vars("resume_state"))
-    assert nc["vorticity"].dims == ("member", "time", "y", "x") and nc["vorticity"].encoding["chunksizes"] == (1, 1, 32, 32)
+    assert nc["vorticity"].dims == ("member", "time", "y", "x") and nc["vorticity"].encoding["chunksizes"] == (
+        1,
+        1,
+        32,
+        32,
+    )
     assert nc["member"].attrs["standard_name"] == "realization" and nc["time"].encoding["calendar"] == "noleap"
     assert nc["stopped_day"].dtype.kind == "i" and "_FillValue" not in nc["stopped_day"].encoding
     assert json.loads(nc.attrs["climdiff_header"]) == header(emulation_store)

@@ -70,7 +70,9 @@ def test_each_chain_starts_from_its_two_reference_days(bundle, learning_store, f
     for k, start in enumerate([1, 1, 3, 3]):
         i = plan.init_indices[start]
         days = reference["vorticity"].values[i - 1 : i + 1]
-        np.testing.assert_allclose(states[k].last[:, 0].numpy() * norm["std"] + norm["mean"], days, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(
+            states[k].last[:, 0].numpy() * norm["std"] + norm["mean"], days, rtol=1e-5, atol=1e-5
+        )
     # members of one start draw different noise; the same member of two starts too
     draws = [torch.randn(4, generator=s.generator) for s in states]
     assert len({tuple(d.tolist()) for d in draws}) == 4
@@ -109,15 +111,56 @@ def test_forecast_errors(bundle, learning_store, turbulence_store, tmp_path) -> 
 
 def test_cli_forecast_mode_and_its_errors(cli, guided_bundle, learning_store, tmp_path) -> None:
     out = tmp_path / "fc.zarr"
-    ok = cli("emulate", "--checkpoint", str(guided_bundle), "--init-from", str(learning_store), "--starts", "2",
-             "--days", "2", "--members", "2", "--out", str(out), "--quiet")  # fmt: skip
+    ok = cli(
+        "emulate",
+        "--checkpoint",
+        str(guided_bundle),
+        "--init-from",
+        str(learning_store),
+        "--starts",
+        "2",
+        "--days",
+        "2",
+        "--members",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert ok.exit_code == 0, ok.stderr
     assert "2 start(s) x 2 leads x 2 member(s)" in ok.stdout
-    again = cli("emulate", "--checkpoint", str(guided_bundle), "--init-from", str(learning_store), "--starts", "2",
-                "--days", "2", "--members", "2", "--out", str(out), "--quiet")  # fmt: skip
+    again = cli(
+        "emulate",
+        "--checkpoint",
+        str(guided_bundle),
+        "--init-from",
+        str(learning_store),
+        "--starts",
+        "2",
+        "--days",
+        "2",
+        "--members",
+        "2",
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert again.exit_code == 2 and "complete" in again.stderr
-    bad = cli("emulate", "--checkpoint", str(guided_bundle), "--starts", "2", "--days", "2", "--out", str(tmp_path / "x.zarr"))
+    bad = cli(
+        "emulate", "--checkpoint", str(guided_bundle), "--starts", "2", "--days", "2", "--out", str(tmp_path / "x.zarr")
+    )
     assert bad.exit_code == 2 and "--init-from" in bad.stderr
-    years = cli("emulate", "--checkpoint", str(guided_bundle), "--init-from", str(learning_store), "--starts", "2",
-                "--years", "1", "--out", str(tmp_path / "y.zarr"))  # fmt: skip
+    years = cli(
+        "emulate",
+        "--checkpoint",
+        str(guided_bundle),
+        "--init-from",
+        str(learning_store),
+        "--starts",
+        "2",
+        "--years",
+        "1",
+        "--out",
+        str(tmp_path / "y.zarr"),
+    )
     assert years.exit_code == 2 and "leads" in years.stderr

@@ -21,8 +21,13 @@ def outputs(learning_store: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     (root / "notes.txt").write_text("not ours")
     (root / "empty").mkdir()
     bundle = embedded_bundle(DEFAULT_MODEL)
-    return {"bundle": bundle, "checkpoint": bundle / "idm.safetensors", "training-data": learning_store,
-            "text": root / "notes.txt", "folder": root / "empty"}
+    return {
+        "bundle": bundle,
+        "checkpoint": bundle / "idm.safetensors",
+        "training-data": learning_store,
+        "text": root / "notes.txt",
+        "folder": root / "empty",
+    }
 
 
 def test_each_reader_recognises_only_its_own_kind(outputs: dict[str, Path]) -> None:
@@ -36,11 +41,15 @@ def test_describe_output_follows_the_kind(outputs: dict[str, Path]) -> None:
     assert describe_output(outputs["checkpoint"])["kind"] == "idm"
     assert describe_output(outputs["training-data"])["kind"] == "training-data"
     for name in ("text", "folder"):
-        with pytest.raises(ClimdiffError, match="is not a climdiff store, checkpoint, training run, bundle or evaluation"):
+        with pytest.raises(
+            ClimdiffError, match="is not a climdiff store, checkpoint, training run, bundle or evaluation"
+        ):
             describe_output(outputs[name])
 
 
-def test_data_info_renders_as_info_does_and_flags_an_unfinished_store(cli, learning_store: Path, tmp_path: Path) -> None:
+def test_data_info_renders_as_info_does_and_flags_an_unfinished_store(
+    cli, learning_store: Path, tmp_path: Path
+) -> None:
     both = [cli(*command, learning_store) for command in (("info",), ("data", "info"))]
     assert all(r.exit_code == 0 for r in both) and both[0].stdout == both[1].stdout
     assert "INCOMPLETE" not in both[0].stdout

@@ -38,10 +38,24 @@ def generated_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_bundle(root / "latlon.bundle", data=store, idm=runs["idm"], disc=runs["disc"], sampler=sampler)
 
 
-def test_guided_latlon_emulation_writes_cf_precipitation(cli, generated_bundle: Path, tmp_path: Path, monkeypatch) -> None:
+def test_guided_latlon_emulation_writes_cf_precipitation(
+    cli, generated_bundle: Path, tmp_path: Path, monkeypatch
+) -> None:
     out = tmp_path / "run.zarr"
-    run = cli("emulate", "--checkpoint", generated_bundle, "--days", "5", "--members", "2", "--out", out,
-              "--threads", "1", "--quiet")
+    run = cli(
+        "emulate",
+        "--checkpoint",
+        generated_bundle,
+        "--days",
+        "5",
+        "--members",
+        "2",
+        "--out",
+        out,
+        "--threads",
+        "1",
+        "--quiet",
+    )
     assert run.exit_code == 0, run.stderr
     ds = xr.open_zarr(out)
     p = ds["precipitation"]
@@ -61,7 +75,10 @@ def test_guided_latlon_emulation_writes_cf_precipitation(cli, generated_bundle: 
 
 
 def test_a_date_conditioned_bundle_is_refused_in_one_line(
-    cli, doy_runs: dict[str, Path], latlon_store: Path, tmp_path: Path  # noqa: F811
+    cli,
+    doy_runs: dict[str, Path],  # noqa: F811 - the imported fixture
+    latlon_store: Path,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
 ) -> None:
     bundle = make_bundle(tmp_path / "doy.bundle", data=latlon_store, idm=doy_runs["idm"], disc=doy_runs["disc"])
     result = cli("emulate", "--checkpoint", bundle, "--days", "2", "--out", tmp_path / "r.zarr", "--quiet")

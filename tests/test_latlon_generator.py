@@ -326,7 +326,7 @@ def test_long_run_has_a_repeatable_seasonal_cycle(long_store: xr.Dataset) -> Non
     north, south = rain_latitude(zonal[:, jja].mean(1)), rain_latitude(zonal[:, djf].mean(1))
     assert (north - south > 3.0).all(), (north, south)
     # monthly zonal-mean climatologies of the first and last three years agree
-    months = zonal[:, : 360].reshape(LONG_YEARS, 12, 30, -1).mean(2)
+    months = zonal[:, :360].reshape(LONG_YEARS, 12, 30, -1).mean(2)
     first, last = months[:3].mean(0), months[3:].mean(0)
     anomaly_first, anomaly_last = first - first.mean(0), last - last.mean(0)
     assert np.corrcoef(anomaly_first.ravel(), anomaly_last.ravel())[0, 1] > 0.8

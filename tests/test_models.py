@@ -92,7 +92,9 @@ def test_training_sigma_law_is_lognormal_and_shared_by_the_loss_and_the_training
 
     z = torch.randn(100_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     log_sigma = training_sigma(z, -1.2, 1.2).log()
-    assert float(log_sigma.mean()) == pytest.approx(-1.2, abs=0.02) and float(log_sigma.std()) == pytest.approx(1.2, rel=0.02)
+    assert float(log_sigma.mean()) == pytest.approx(-1.2, abs=0.02) and float(log_sigma.std()) == pytest.approx(
+        1.2, rel=0.02
+    )
     drawn = EDMLoss(1.0, -1.2, 1.2).sample_sigma(3, z, torch.Generator().manual_seed(4))
     replay = torch.randn(3, 1, 1, 1, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     assert torch.equal(drawn, training_sigma(replay, -1.2, 1.2))

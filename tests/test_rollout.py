@@ -86,7 +86,9 @@ def test_interrupted_run_resumes_bit_for_bit(bundle, reference_run, tmp_path) ->
     partial = zarr.open_group(str(out))["vorticity"][:]
     assert np.isfinite(partial[:, :4]).all() and np.isnan(partial[:, 4:]).all()
     emulate(bundle, out, cfg, quiet=True)
-    np.testing.assert_array_equal(zarr.open_group(str(out))["vorticity"][:], zarr.open_group(str(reference_run))["vorticity"][:])
+    np.testing.assert_array_equal(
+        zarr.open_group(str(out))["vorticity"][:], zarr.open_group(str(reference_run))["vorticity"][:]
+    )
     with pytest.raises(StoreError, match="already complete"):
         emulate(bundle, out, cfg, quiet=True)
     with pytest.raises(StoreError, match="differs in: members"):
@@ -122,12 +124,16 @@ def test_unguided_ablation_skips_the_discriminator(bundle, tmp_path, monkeypatch
         raise AssertionError("the discriminator must not be evaluated at lambda = 0")
 
     monkeypatch.setattr(bundle.models["disc"], "forward", fail)
-    run = emulate(bundle, tmp_path / "plain.zarr", config(sampler=bundle.sampler.replace(guidance=0.0), days=2), quiet=True)
+    run = emulate(
+        bundle, tmp_path / "plain.zarr", config(sampler=bundle.sampler.replace(guidance=0.0), days=2), quiet=True
+    )
     assert np.isfinite(xr.open_zarr(run.path)["vorticity"].values).all()
 
 
 def test_zarr_format_2_output(bundle, tmp_path) -> None:
-    run = emulate(bundle, tmp_path / "v2.zarr", config(sampler=bundle.sampler, days=2, members=1, zarr_format=2), quiet=True)
+    run = emulate(
+        bundle, tmp_path / "v2.zarr", config(sampler=bundle.sampler, days=2, members=1, zarr_format=2), quiet=True
+    )
     ds = xr.open_zarr(run.path)
     assert ds["vorticity"].dims == ("member", "time", "y", "x")
     assert zarr.open_group(str(run.path)).metadata.zarr_format == 2
@@ -145,7 +151,20 @@ def test_calendar_arithmetic() -> None:
 
 def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
     out = tmp_path / "cli.zarr"
-    ok = cli("emulate", "--checkpoint", guided_bundle, "--days", "3", "--members", "2", "--out", out, "--quiet", "--steps", "10")
+    ok = cli(
+        "emulate",
+        "--checkpoint",
+        guided_bundle,
+        "--days",
+        "3",
+        "--members",
+        "2",
+        "--out",
+        out,
+        "--quiet",
+        "--steps",
+        "10",
+    )
     assert ok.exit_code == 0, ok.stderr
     assert "wrote 2 member(s) x 3 days" in ok.stdout
     ds = xr.open_zarr(out)
@@ -155,8 +174,20 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
     assert ds.attrs["threads"] == 1 and json.loads(ds.attrs["guidance_thread"]) == (default_threads() >= 2)
     for threads, guidance, expected in [("1", "3", (1, False)), ("2", "3", (1, True)), ("2", "0", (1, False))]:
         path = tmp_path / f"t{threads}-{guidance}.zarr"  # unguided: no guidance to run beside the IDM
-        run = cli("emulate", "--checkpoint", guided_bundle, "--days", "1", "--out", path, "--quiet",
-                  "--threads", threads, "--guidance", guidance)  # fmt: skip
+        run = cli(
+            "emulate",
+            "--checkpoint",
+            guided_bundle,
+            "--days",
+            "1",
+            "--out",
+            path,
+            "--quiet",
+            "--threads",
+            threads,
+            "--guidance",
+            guidance,
+        )
         assert run.exit_code == 0, run.stderr
         attrs = xr.open_zarr(path).attrs
         assert (attrs["threads"], json.loads(attrs["guidance_thread"])) == expected
@@ -173,10 +204,26 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
         (["--days", "2", "--members", "0"], "--members must be positive"),
     ]:
         result = cli("emulate", "--checkpoint", guided_bundle, "--out", tmp_path / "x.zarr", "--quiet", *args)
-        assert result.exit_code != 0 and message in result.stderr and "Traceback" not in result.stderr, (args, result.stderr)
+        assert result.exit_code != 0 and message in result.stderr and "Traceback" not in result.stderr, (
+            args,
+            result.stderr,
+        )
     missing = cli("emulate", "--checkpoint", tmp_path / "none.bundle", "--days", "2", "--out", tmp_path / "y.zarr")
     assert missing.exit_code != 0 and "does not exist" in missing.stderr
-    again = cli("emulate", "--checkpoint", guided_bundle, "--days", "3", "--members", "2", "--out", out, "--quiet", "--steps", "10")
+    again = cli(
+        "emulate",
+        "--checkpoint",
+        guided_bundle,
+        "--days",
+        "3",
+        "--members",
+        "2",
+        "--out",
+        out,
+        "--quiet",
+        "--steps",
+        "10",
+    )
     assert again.exit_code != 0 and "already complete" in again.stderr
 
 
@@ -217,20 +264,56 @@ def test_two_torchrun_ranks_write_disjoint_members_of_one_store(bundle, guided_b
     out = tmp_path / "ranks.zarr"
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1]), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(port), "-m", "climdiff", "emulate", "--checkpoint", str(guided_bundle), "--days", "4",
-         "--members", "3", "--time-chunk", "2", "--out", str(out), "--quiet", "--threads", "1"],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(port),
+            "-m",
+            "climdiff",
+            "emulate",
+            "--checkpoint",
+            str(guided_bundle),
+            "--days",
+            "4",
+            "--members",
+            "3",
+            "--time-chunk",
+            "2",
+            "--out",
+            str(out),
+            "--quiet",
+            "--threads",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
-    single = emulate(bundle, tmp_path / "single.zarr", EmulateConfig(days=4, members=3, time_chunk=2, sampler=bundle.sampler), quiet=True)
+    single = emulate(
+        bundle,
+        tmp_path / "single.zarr",
+        EmulateConfig(days=4, members=3, time_chunk=2, sampler=bundle.sampler),
+        quiet=True,
+    )
     ranks = xr.open_zarr(out)
     assert store_meta(ranks.attrs)["complete"] is True and ranks.attrs["ranks"] == 2
-    np.testing.assert_allclose(ranks["vorticity"].values, xr.open_zarr(single.path)["vorticity"].values, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        ranks["vorticity"].values, xr.open_zarr(single.path)["vorticity"].values, rtol=1e-4, atol=1e-4
+    )
 
 
 def test_monthly_and_annual_means_beside_the_daily_field(bundle, tmp_path) -> None:
-    cfg = config(days=40, members=2, start="0001-12-20", time_chunk=16, sampler=bundle.sampler, means=("monthly", "annual"))
+    cfg = config(
+        days=40, members=2, start="0001-12-20", time_chunk=16, sampler=bundle.sampler, means=("monthly", "annual")
+    )
     ds = xr.open_zarr(emulate(bundle, tmp_path / "means.zarr", cfg, quiet=True).path)
     daily = ds["vorticity"].values
     assert list(ds["days_monthly"].values) == [12, 28] and list(ds["days_annual"].values) == [12, 28]
@@ -273,4 +356,6 @@ def test_guidance_on_its_own_thread_draws_the_same_bits(bundle) -> None:
         days[concurrent] = draw_days(sampler, bundle, members=2, days=3)
     assert torch.equal(days[True], days[False])
     plain = day_stepper(bundle, bundle.sampler.replace(guidance=0.0), torch.device("cpu"), guide_thread=True)
-    assert isinstance(plain, UnguidedStepper) and not isinstance(plain, GuidedStepper) and plain.guidance_thread is False
+    assert (
+        isinstance(plain, UnguidedStepper) and not isinstance(plain, GuidedStepper) and plain.guidance_thread is False
+    )

@@ -71,7 +71,9 @@ def test_guidance_shifts_samples_as_the_ode_predicts() -> None:
     g = cfg.sigma_max
     gens = generators(2000, seed=1)
     guided = edm_sample(gaussian_denoiser, (2000, 1, 1, 1), gens, cfg, guide, dtype=torch.float64)
-    plain = edm_sample(gaussian_denoiser, (2000, 1, 1, 1), generators(2000, seed=1), cfg.replace(guidance=0.0), dtype=torch.float64)
+    plain = edm_sample(
+        gaussian_denoiser, (2000, 1, 1, 1), generators(2000, seed=1), cfg.replace(guidance=0.0), dtype=torch.float64
+    )
     shift = lam * k * S * (math.sqrt(S**2 + g**2) - S)
     # same noise: the difference is the deterministic shift alone
     torch.testing.assert_close(guided - plain, torch.full_like(plain, shift), rtol=0.01, atol=0.01 * shift)
@@ -137,7 +139,9 @@ def test_heun_takes_any_schedule_and_reports_every_step() -> None:
     schedule = sigma_schedule(cfg)
     start = member_noise(torch.Size((4, 1, 2, 2)), gens, like) * float(schedule[0])
     churn = {"s_churn": cfg.S_churn, "s_tmin": cfg.S_tmin, "s_tmax": cfg.S_tmax, "s_noise": cfg.S_noise}
-    direct = sample_heun(gaussian_denoiser, start, schedule, noise=lambda: member_noise(start.shape, gens, like), **churn)
+    direct = sample_heun(
+        gaussian_denoiser, start, schedule, noise=lambda: member_noise(start.shape, gens, like), **churn
+    )
     assert torch.equal(via_config, direct)
 
 

@@ -25,12 +25,25 @@ ROOT = Path(__file__).parents[1]
 
 
 def tiny(kind: str, **overrides) -> TrainConfig:
-    return resolve_config(kind, {}, {"preset": "tiny", "steps": 6, "batch_size": 4, "checkpoint_every": 2,
-                                     "val_every": 3, "log_every": 1, **overrides})  # fmt: skip
+    return resolve_config(
+        kind,
+        {},
+        {
+            "preset": "tiny",
+            "steps": 6,
+            "batch_size": 4,
+            "checkpoint_every": 2,
+            "val_every": 3,
+            "log_every": 1,
+            **overrides,
+        },
+    )
 
 
 def test_config_layers_preset_file_then_flags() -> None:
-    cfg = resolve_config("idm", {"lr": 3e-4, "batch_size": 4, "model": {"base_channels": 16}}, {"batch_size": 2, "lr": None})
+    cfg = resolve_config(
+        "idm", {"lr": 3e-4, "batch_size": 4, "model": {"base_channels": 16}}, {"batch_size": 2, "lr": None}
+    )
     assert cfg.preset == "small" and cfg.lr == 3e-4 and cfg.batch_size == 2 and cfg.model == {"base_channels": 16}
     assert cfg.steps == 3000 and cfg.epochs is None
     by_epochs = resolve_config("disc", {"epochs": 3}, {})
@@ -114,17 +127,53 @@ def _free_port() -> int:
 
 
 def test_two_process_ddp_step_equals_single_process_full_batch(turbulence_store: Path, tmp_path: Path) -> None:
-    common = ["train", "idm", "--data", str(turbulence_store), "--preset", "tiny", "--steps", "1",
-              "--batch-size", "4", "--device", "cpu", "--threads", "1", "--quiet"]  # fmt: skip
+    common = [
+        "train",
+        "idm",
+        "--data",
+        str(turbulence_store),
+        "--preset",
+        "tiny",
+        "--steps",
+        "1",
+        "--batch-size",
+        "4",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "climdiff", *common, "--out", str(tmp_path / "one")],
-                            env=env, capture_output=True, text=True)  # fmt: skip
+    single = subprocess.run(
+        [sys.executable, "-m", "climdiff", *common, "--out", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert single.returncode == 0, single.stderr
     ddp = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(_free_port()), "-m", "climdiff", *common, "--out", str(tmp_path / "two")],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "--master_addr",
+            "127.0.0.1",
+            "--master_port",
+            str(_free_port()),
+            "-m",
+            "climdiff",
+            *common,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert ddp.returncode == 0, ddp.stderr
     one, two = _weights(tmp_path / "one"), _weights(tmp_path / "two")
     before = {k: v for k, v in _weights_at_init(turbulence_store, tmp_path).items()}

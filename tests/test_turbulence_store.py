@@ -80,9 +80,7 @@ def test_same_seed_gives_identical_store(turbulence_store: Path, tmp_path: Path)
 
 
 def test_other_seed_gives_other_store(turbulence_store: Path, tmp_path: Path) -> None:
-    other = generate_turbulence(
-        tmp_path / "other.zarr", dataclasses.replace(SMALL_RUN, seed=8, frames=8), quiet=True
-    )
+    other = generate_turbulence(tmp_path / "other.zarr", dataclasses.replace(SMALL_RUN, seed=8, frames=8), quiet=True)
     a = zarr.open_group(str(turbulence_store), mode="r")["vorticity"][:8]
     b = zarr.open_group(str(other), mode="r")["vorticity"][:]
     assert not np.array_equal(a, b)
@@ -143,10 +141,33 @@ def test_kill_9_then_rerun_continues_without_loss(turbulence_store: Path, tmp_pa
     """A real `kill -9` of the command, then the same command again."""
     out = tmp_path / "killed.zarr"
     args = [
-        sys.executable, "-m", "climdiff", "data", "turbulence", "--out", str(out),
-        "--size", "32", "--dt", "0.01", "--frames", "40", "--every", "2", "--spinup", "1.0",
-        "--seed", "7", "--split", "0.6,0.2,0.2", "--chunk", "8", "--threads", "1", "--quiet",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "climdiff",
+        "data",
+        "turbulence",
+        "--out",
+        str(out),
+        "--size",
+        "32",
+        "--dt",
+        "0.01",
+        "--frames",
+        "40",
+        "--every",
+        "2",
+        "--spinup",
+        "1.0",
+        "--seed",
+        "7",
+        "--split",
+        "0.6,0.2,0.2",
+        "--chunk",
+        "8",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -187,8 +208,27 @@ def test_foreign_directory_is_never_overwritten(tmp_path: Path) -> None:
 
 def test_too_large_dt_is_a_clear_solver_error(cli, tmp_path: Path) -> None:
     out = tmp_path / "blow.zarr"
-    result = cli("data", "turbulence", "--out", out, "--size", "32", "--dt", "2", "--eps", "50",
-                 "--frames", "8", "--every", "1", "--spinup", "0", "--chunk", "2", "--quiet")  # fmt: skip
+    result = cli(
+        "data",
+        "turbulence",
+        "--out",
+        out,
+        "--size",
+        "32",
+        "--dt",
+        "2",
+        "--eps",
+        "50",
+        "--frames",
+        "8",
+        "--every",
+        "1",
+        "--spinup",
+        "0",
+        "--chunk",
+        "2",
+        "--quiet",
+    )
     assert result.exit_code == SolverError.exit_code
     assert "blew up" in result.stderr and "smaller --dt" in result.stderr
     assert "Traceback" not in result.stderr
@@ -221,8 +261,27 @@ def test_blow_up_keeps_every_committed_frame(tmp_path: Path, monkeypatch: pytest
 
 def test_cli_makes_a_store_and_info_describes_it(cli, tmp_path: Path) -> None:
     out = tmp_path / "cli.zarr"
-    result = cli("data", "turbulence", "--out", out, "--size", "32", "--dt", "0.01", "--frames", "8",
-                 "--every", "2", "--spinup", "0.2", "--chunk", "4", "--threads", "1", "--quiet")  # fmt: skip
+    result = cli(
+        "data",
+        "turbulence",
+        "--out",
+        out,
+        "--size",
+        "32",
+        "--dt",
+        "0.01",
+        "--frames",
+        "8",
+        "--every",
+        "2",
+        "--spinup",
+        "0.2",
+        "--chunk",
+        "4",
+        "--threads",
+        "1",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.stderr
     assert "wrote 8 frames of 32x32 vorticity" in result.stdout
     summary = cli("data", "info", out, "--json")

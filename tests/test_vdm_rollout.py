@@ -50,6 +50,7 @@ def test_a_vdm_bundle_gets_the_vdm_stepper_without_guidance(bundle) -> None:
 def test_the_vdm_stepper_samples_the_vdm_conditioned_on_the_last_two_days(bundle) -> None:
     last = model_space_initial(bundle, 2)
     stepper = day_stepper(bundle, bundle.sampler, torch.device("cpu"), trace=False)
+
     def streams() -> list[torch.Generator]:
         return [keyed_generator(0, m) for m in range(2)]
 

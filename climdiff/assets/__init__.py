@@ -38,12 +38,14 @@ def model_summaries() -> list[dict[str, Any]]:
     for name in available_models():
         meta = read_bundle_meta(embedded_bundle(name)) or {}
         grid, variable, sampler = meta.get("grid", {}), meta.get("variable", {}), meta.get("sampler", {})
-        rows.append({
-            "name": name,
-            "default": name == DEFAULT_MODEL,
-            "grid": f"{grid.get('kind', '?')} {' x '.join(map(str, grid.get('shape', [])))}",
-            "variable": f"{variable.get('name', '?')} ({variable.get('units', '?')})",
-            "calendar": meta.get("calendar", "?"),
-            "sampler": f"{sampler.get('steps', '?')} steps, lambda {sampler.get('guidance', '?')}",
-        })
+        rows.append(
+            {
+                "name": name,
+                "default": name == DEFAULT_MODEL,
+                "grid": f"{grid.get('kind', '?')} {' x '.join(map(str, grid.get('shape', [])))}",
+                "variable": f"{variable.get('name', '?')} ({variable.get('units', '?')})",
+                "calendar": meta.get("calendar", "?"),
+                "sampler": f"{sampler.get('steps', '?')} steps, lambda {sampler.get('guidance', '?')}",
+            }
+        )
     return rows

@@ -54,7 +54,9 @@ def _root(
     """climdiff: data -> train -> emulate -> evaluate."""
 
 
-def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None, line=None) -> None:  # noqa: ANN001
+def _show_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, file=None, line=None
+) -> None:  # noqa: ANN001
     print(f"climdiff: warning: {message}", file=sys.stderr)
 
 
@@ -92,8 +94,7 @@ def main() -> None:
         sys.exit(getattr(err, "exit_code", 2))
     if code == INTERRUPTED:
         print(
-            "climdiff: interrupted; everything committed so far is kept: "
-            "re-run the same command to resume",
+            "climdiff: interrupted; everything committed so far is kept: re-run the same command to resume",
             file=sys.stderr,
         )
     if isinstance(code, int) and code:

@@ -25,7 +25,9 @@ Device = Annotated[str, typer.Option(help="Compute device: auto, cpu, cuda or cu
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 GuidanceSigmaMax = Annotated[
     float | None,
-    typer.Option(help="Guide only at noise levels sigma up to this value, where the discriminator can tell days apart (default: every level)."),
+    typer.Option(
+        help="Guide only at noise levels sigma up to this value, where the discriminator can tell days apart (default: every level)."
+    ),
 ]
 OutPath = Annotated[Path, typer.Option("--out", "-o", help="Output path.", show_default=False)]
 
@@ -57,7 +59,9 @@ def print_summary(title: str, summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
     unfinished = summary.get("complete") is False
-    table = Table(title=title, show_header=False, caption="INCOMPLETE: re-run its command to finish it" if unfinished else None)
+    table = Table(
+        title=title, show_header=False, caption="INCOMPLETE: re-run its command to finish it" if unfinished else None
+    )
     table.add_column(style="bold")
     table.add_column()
     for key, text in flatten(summary):

@@ -39,13 +39,17 @@ def turbulence(
     size: Annotated[int, typer.Option(help="Grid points per side (even; 32, 64, 128, 256 ...).")] = PAPER.size,
     frames: Annotated[int, typer.Option(help="Saved frames ('days') to write.")] = 10_000,
     every: Annotated[int, typer.Option(help="Solver steps between saved frames.")] = 4,
-    spinup: Annotated[float, typer.Option(help="Spin-up discarded before the first frame, in solver time units.")] = 50.0,
+    spinup: Annotated[
+        float, typer.Option(help="Spin-up discarded before the first frame, in solver time units.")
+    ] = 50.0,
     dt: Annotated[float, typer.Option(help="Time step.")] = PAPER.dt,
     nu: Annotated[
         float | None,
         typer.Option(help="Hyperviscosity; default 2e-7 at 256^2, rescaled by (256/size)^(2*order)."),
     ] = None,
-    hyper_order: Annotated[int, typer.Option(help="Order p of the hyperviscosity nu*(-Laplacian)^p.")] = PAPER.hyper_order,
+    hyper_order: Annotated[
+        int, typer.Option(help="Order p of the hyperviscosity nu*(-Laplacian)^p.")
+    ] = PAPER.hyper_order,
     mu: Annotated[float, typer.Option(help="Linear drag.")] = PAPER.mu,
     eps: Annotated[float, typer.Option(help="Mean energy injection rate of the forcing.")] = PAPER.eps,
     kf: Annotated[float, typer.Option(help="Forcing wavenumber (units of the fundamental).")] = PAPER.kf,
@@ -64,9 +68,7 @@ def turbulence(
     Re-running the same command after an interruption continues where it stopped.
     """
     configure_threads(threads)
-    solver = TurbulenceConfig(
-        size=size, nu=nu, hyper_order=hyper_order, mu=mu, dt=dt, eps=eps, kf=kf, dkf=dkf
-    )
+    solver = TurbulenceConfig(size=size, nu=nu, hyper_order=hyper_order, mu=mu, dt=dt, eps=eps, kf=kf, dkf=dkf)
     run = TurbulenceRun(
         solver=solver,
         frames=frames,

@@ -53,15 +53,28 @@ def _store_bytes(store: Path) -> int:
 
 
 def export(
-    store: Annotated[Path, typer.Argument(help="A climdiff Zarr store: an emulation, forecast or training-data store.", show_default=False)],
+    store: Annotated[
+        Path,
+        typer.Argument(
+            help="A climdiff Zarr store: an emulation, forecast or training-data store.", show_default=False
+        ),
+    ],
     out: OutPath,
     split: Annotated[
         Split,
-        typer.Option(help="none: one file at --out; year: one file per calendar year, named STEM_YYYY.nc beside --out."),
+        typer.Option(
+            help="none: one file at --out; year: one file per calendar year, named STEM_YYYY.nc beside --out."
+        ),
     ] = Split.none,
     variables: Annotated[
         list[str] | None,
-        typer.Option("--variables", "-v", metavar="NAMES", help="Data variables to export, comma-separated or repeated (default: all).", show_default=False),
+        typer.Option(
+            "--variables",
+            "-v",
+            metavar="NAMES",
+            help="Data variables to export, comma-separated or repeated (default: all).",
+            show_default=False,
+        ),
     ] = None,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -80,7 +93,12 @@ def export(
     def starting(path: Path) -> None:
         progress.description = f"writing {path.name}"
 
-    options: dict[str, Any] = {"split": split.value, "variables": names, "overwrite": overwrite, "command": command_line()}
+    options: dict[str, Any] = {
+        "split": split.value,
+        "variables": names,
+        "overwrite": overwrite,
+        "command": command_line(),
+    }
     with reporting_full_disk(out, _store_bytes(store) if store.is_dir() else 0):
         if quiet:
             paths = export_netcdf(store, out, **options)
@@ -90,4 +108,6 @@ def export(
     if len(paths) == 1:
         typer.echo(f"wrote {paths[0]} ({_size(paths)}) from {store}")
     else:
-        typer.echo(f"wrote {len(paths)} files {paths[0].name} .. {paths[-1].name} in {paths[0].parent} ({_size(paths)}) from {store}")
+        typer.echo(
+            f"wrote {len(paths)} files {paths[0].name} .. {paths[-1].name} in {paths[0].parent} ({_size(paths)}) from {store}"
+        )

@@ -21,11 +21,20 @@ class Kind(str, Enum):
 
 
 def train(
-    kind: Annotated[Kind, typer.Argument(help="idm: image diffusion model; disc: time-consistency discriminator; vdm: video diffusion baseline.")],
+    kind: Annotated[
+        Kind,
+        typer.Argument(
+            help="idm: image diffusion model; disc: time-consistency discriminator; vdm: video diffusion baseline."
+        ),
+    ],
     data: Annotated[Path, typer.Option(help="Training store made by `climdiff data`.", show_default=False)],
     out: OutPath,
-    config: Annotated[Path | None, typer.Option(help="TOML (or YAML) file with any training setting; flags override it.")] = None,
-    preset: Annotated[str | None, typer.Option(help="Model and optimisation preset: tiny, small or paper. [default: small]")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="TOML (or YAML) file with any training setting; flags override it.")
+    ] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Model and optimisation preset: tiny, small or paper. [default: small]")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Optimiser steps (instead of --epochs).")] = None,
     epochs: Annotated[int | None, typer.Option(help="Passes over the training split (instead of --steps).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Global batch size (split over torchrun ranks).")] = None,
@@ -65,11 +74,22 @@ def train(
     """
     configure_threads(threads)
     flags = {
-        "preset": preset, "steps": steps, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-        "warmup_steps": warmup_steps, "ema_decay": ema_decay, "checkpoint_every": checkpoint_every,
-        "val_every": val_every, "seed": seed, "crop": crop, "disc_sigma_max": disc_sigma_max, "amp": amp,
-        "area_weighted": area_weighted, "day_of_year": day_of_year,
-    }  # fmt: skip
+        "preset": preset,
+        "steps": steps,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "warmup_steps": warmup_steps,
+        "ema_decay": ema_decay,
+        "checkpoint_every": checkpoint_every,
+        "val_every": val_every,
+        "seed": seed,
+        "crop": crop,
+        "disc_sigma_max": disc_sigma_max,
+        "amp": amp,
+        "area_weighted": area_weighted,
+        "day_of_year": day_of_year,
+    }
     file_values = read_config_file(config) if config is not None else {}
     cfg = resolve_config(kind.value, file_values, flags)
     run = train_model(cfg, data, out, device=device, overwrite=overwrite, quiet=quiet, command=command_line())

@@ -85,8 +85,12 @@ class LatLonGrid:
         values, attrs = grid_coordinates(self.meta())
         coords = [Coordinate(dim, values[dim], attrs[dim]) for dim in ("lat", "lon")]
         coords += [
-            Coordinate(attrs[dim]["bounds"], cell_bounds(values[dim], dim), {"units": attrs[dim]["units"]},
-                       dims=(dim, BOUNDS_DIM))
+            Coordinate(
+                attrs[dim]["bounds"],
+                cell_bounds(values[dim], dim),
+                {"units": attrs[dim]["units"]},
+                dims=(dim, BOUNDS_DIM),
+            )
             for dim in ("lat", "lon")
         ]
         return coords

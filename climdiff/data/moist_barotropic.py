@@ -179,9 +179,7 @@ class MoistBarotropicModel:
         n_lat, n_lon = c.model_shape
         self.dlat = math.pi / n_lat
         self.dlon = 2 * math.pi / n_lon
-        self.sht = SphericalHarmonics(
-            n_lat, n_lon, c.truncation, radius=EARTH_RADIUS, lon0=math.degrees(self.dlon) / 2
-        )
+        self.sht = SphericalHarmonics(n_lat, n_lon, c.truncation, radius=EARTH_RADIUS, lon0=math.degrees(self.dlon) / 2)
         sht, t = self.sht, c.truncation
         lat_edges = 90.0 - np.arange(n_lat + 1) * math.degrees(self.dlat)
         lon_edges = np.arange(n_lon) * math.degrees(self.dlon)
@@ -277,9 +275,7 @@ class MoistBarotropicModel:
         absolute = relative + self._coriolis
         return -sht.divergence(u * absolute, v * absolute) - (zeta - zeta_eq) * self._relaxation_rate
 
-    def step(
-        self, state: dict[str, torch.Tensor], forcing: SeasonalForcing, generator: torch.Generator
-    ) -> StepTotals:
+    def step(self, state: dict[str, torch.Tensor], forcing: SeasonalForcing, generator: torch.Generator) -> StepTotals:
         """Advance ``state`` in place by one ``dt``; return the step's evaporation and precipitation."""
         dt = self.config.dt
         zeta0 = state["zeta"]

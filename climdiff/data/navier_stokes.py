@@ -218,9 +218,7 @@ class ForcedTurbulence:
         fluxes_hat = self.grid.fft(fields[..., :2, :, :] * fields[..., 2:, :, :])
         return (self._divergence_op * fluxes_hat).sum(dim=-3)
 
-    def step(
-        self, zeta_hat: torch.Tensor, forcing_hat: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, StepBudget]:
+    def step(self, zeta_hat: torch.Tensor, forcing_hat: torch.Tensor | None = None) -> tuple[torch.Tensor, StepBudget]:
         """Advance one ``dt`` with ETDRK4 (Cox & Matthews 2002); return the new state and its budget.
 
         ``forcing_hat`` is from :meth:`draw_forcing`, or ``None`` for the unforced equation. It is

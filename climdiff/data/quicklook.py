@@ -34,7 +34,9 @@ def plot_training_store(path: Path, out: Path) -> Path:
 
     last = ds["vorticity"].isel(time=-1).values
     limit = float(np.abs(last).max())
-    image = axes[0].imshow(last, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit, extent=(0, 2 * np.pi, 0, 2 * np.pi))
+    image = axes[0].imshow(
+        last, origin="lower", cmap="RdBu_r", vmin=-limit, vmax=limit, extent=(0, 2 * np.pi, 0, 2 * np.pi)
+    )
     fig.colorbar(image, ax=axes[0], shrink=0.8, label="vorticity")
     axes[0].set(title=f"last frame (day {int(ds['time'].values[-1])})", xlabel="x", ylabel="y")
 

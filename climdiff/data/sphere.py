@@ -133,7 +133,7 @@ class SphericalHarmonics:
         self.eigenvalues = real(np.broadcast_to(-degree / self.radius**2, (t + 1, t + 1)).copy())
         """Laplacian eigenvalues ``-l (l + 1) / a^2`` in the coefficient layout ``[m, l]``."""
         inverse = np.zeros_like(degree)
-        inverse[1:] = -self.radius**2 / degree[1:]
+        inverse[1:] = -(self.radius**2) / degree[1:]
         self.inverse_eigenvalues = real(np.broadcast_to(inverse, (t + 1, t + 1)).copy())
         """``1 / eigenvalue``, 0 for ``l = 0`` (the inverse Laplacian of the mean-free part)."""
         mode_weight = np.where(m[:, None] == 0, 0.5, 1.0) * (l_index[None, :] >= m[:, None])

@@ -94,7 +94,11 @@ class AppendableStore:
         group = zarr.open_group(str(path), mode="w", zarr_format=3)
         for coord in coords:
             create_named_array(
-                group, coord.name, dims=coord.dims or (coord.name,), data=np.asarray(coord.values), attributes=coord.attrs
+                group,
+                coord.name,
+                dims=coord.dims or (coord.name,),
+                data=np.asarray(coord.values),
+                attributes=coord.attrs,
             )
         for var in variables:
             create_named_array(

@@ -47,6 +47,7 @@ DIAGNOSTICS: dict[str, tuple[str, str]] = {
 # measured from the peak memory of 256^2 and 512^2 runs in float64 (about 530 bytes per grid point).
 SOLVER_ARRAYS = 72
 
+
 @dataclass(frozen=True)
 class TurbulenceRun:
     """Everything that identifies a turbulence store (compared on resume)."""

@@ -124,8 +124,7 @@ class ConsecutiveWindows(Dataset):
     def __init__(self, source: FrameSource, length: int = 3) -> None:
         if len(source) < length:
             raise ClimdiffError(
-                f"the {source.split} split of {source.path} has {len(source)} frames; "
-                f"windows need at least {length}"
+                f"the {source.split} split of {source.path} has {len(source)} frames; windows need at least {length}"
             )
         self.source = source
         self.length = length

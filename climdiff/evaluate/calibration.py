@@ -40,12 +40,14 @@ def ensemble_scores(ensemble: xr.DataArray, observation: xr.DataArray) -> xr.Dat
     """Area means per sample (e.g. start and lead): ``crps_fair``, ``crps``, ``variance`` (the
     unbiased ensemble variance) and ``error2`` (the squared error of the ensemble mean); every
     score of this module is a function of their means over samples."""
-    return xr.Dataset({
-        "crps_fair": area_mean(crps_ensemble(ensemble, observation, fair=True)),
-        "crps": area_mean(crps_ensemble(ensemble, observation)),
-        "variance": area_mean(ensemble.var(MEMBER, ddof=1)),
-        "error2": area_mean((ensemble.mean(MEMBER) - observation) ** 2),
-    })
+    return xr.Dataset(
+        {
+            "crps_fair": area_mean(crps_ensemble(ensemble, observation, fair=True)),
+            "crps": area_mean(crps_ensemble(ensemble, observation)),
+            "variance": area_mean(ensemble.var(MEMBER, ddof=1)),
+            "error2": area_mean((ensemble.mean(MEMBER) - observation) ** 2),
+        }
+    )
 
 
 def spread_skill(scores: xr.Dataset, dim: str | list[str], members: int) -> xr.DataArray:

@@ -45,8 +45,13 @@ def row_wasserstein(hov: xr.DataArray) -> xr.DataArray:
     if hov.chunks is not None:
         hov = hov.chunk({zonal: -1})
     ordered = xr.apply_ufunc(
-        np.sort, hov, input_core_dims=[[zonal]], output_core_dims=[[zonal]],
-        kwargs={"axis": -1}, dask="parallelized", output_dtypes=[hov.dtype],
+        np.sort,
+        hov,
+        input_core_dims=[[zonal]],
+        output_core_dims=[[zonal]],
+        kwargs={"axis": -1},
+        dask="parallelized",
+        output_dtypes=[hov.dtype],
     )
     later = ordered.isel(time=slice(1, None))
     earlier = ordered.isel(time=slice(None, -1))

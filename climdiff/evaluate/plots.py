@@ -92,7 +92,12 @@ def _extremes(result: FamilyResult, reference: str) -> Figure:
         left.semilogy(centres, np.maximum(density, 1e-12), label=label, **_style(label, reference))
         counts = np.array(result.plot["waiting_time_counts"][label], dtype=float)
         if counts.sum():
-            right.semilogy(np.arange(1, len(counts)), np.maximum(counts[1:] / counts.sum(), 1e-12), label=label, **_style(label, reference))
+            right.semilogy(
+                np.arange(1, len(counts)),
+                np.maximum(counts[1:] / counts.sum(), 1e-12),
+                label=label,
+                **_style(label, reference),
+            )
     right.set_title("last point: waits of 100 days or more", fontsize=9)
     left.set_xlabel(f"value ({result.plot['units']})")
     left.set_ylabel("density")
@@ -129,8 +134,13 @@ def _eofs(result: FamilyResult, reference: str) -> Figure:
     width = 0.8 / len(labels)
     for i, label in enumerate(labels):
         values = result.plot["explained_variance"][label]
-        axes[0, 0].bar(np.arange(len(values)) + 1 + i * width, values, width, label=label,
-                       color="black" if label == reference else None)  # fmt: skip
+        axes[0, 0].bar(
+            np.arange(len(values)) + 1 + i * width,
+            values,
+            width,
+            label=label,
+            color="black" if label == reference else None,
+        )
         image = axes[0, 1 + i].imshow(np.array(result.plot["leading_pattern"][label]), origin="lower", cmap="RdBu_r")
         axes[0, 1 + i].set_title(f"{label}: EOF 1")
         axes[0, 1 + i].set_xticks([])
@@ -146,7 +156,9 @@ def _stability(result: FamilyResult, reference: str) -> Figure:
     fig, ax = plt.subplots(figsize=(7, 3.8))
     for label, series in result.plot["annual_mean"].items():
         years = np.array(series["year"])
-        ax.plot(years - (years[0] if len(years) else 0), series["mean"], marker=".", label=label, **_style(label, reference))
+        ax.plot(
+            years - (years[0] if len(years) else 0), series["mean"], marker=".", label=label, **_style(label, reference)
+        )
     ax.set_xlabel("years since the start of each store")
     ax.set_ylabel(f"annual mean, area mean ({result.plot['units']})")
     ax.legend()
@@ -175,9 +187,15 @@ def _calibration(result: FamilyResult, reference: str) -> Figure:
 
 
 PLOTTERS: dict[str, Callable[[FamilyResult, str], Figure]] = {
-    "bias": _bias, "spectra": _spectra, "temporal": _temporal, "extremes": _extremes, "wet_days": _wet_days,
-    "eofs": _eofs, "stability": _stability, "calibration": _calibration,
-}  # fmt: skip
+    "bias": _bias,
+    "spectra": _spectra,
+    "temporal": _temporal,
+    "extremes": _extremes,
+    "wet_days": _wet_days,
+    "eofs": _eofs,
+    "stability": _stability,
+    "calibration": _calibration,
+}
 
 
 def draw(result: FamilyResult, reference: str, path: Path) -> Path:

@@ -43,16 +43,29 @@ def main_table(document: dict[str, Any], leads: set[int] | None = None) -> list[
 
 def write_report(path: Path, document: dict[str, Any]) -> None:
     confidence = document["settings"]["confidence"]
-    lines = ["# climdiff evaluation", "", f"`{document['command']}`" if document.get("command") else "", "", "## Compared", ""]
+    lines = [
+        "# climdiff evaluation",
+        "",
+        f"`{document['command']}`" if document.get("command") else "",
+        "",
+        "## Compared",
+        "",
+    ]
     for source in [document["reference"], *document["runs"]]:
         facts = ", ".join(f"{k} {v}" for k, v in source.items() if k not in ("label", "path"))
         lines.append(f"- **{source['label']}**: `{source['path']}` ({facts})")
     all_leads = sorted({e["lead"] for e in document["metrics"] if e.get("lead") is not None})
     shown = {all_leads[0], all_leads[len(all_leads) // 2], all_leads[-1]} if all_leads else set()
-    lines += ["", "## Main table", "",
-              f"Each cell: estimate [{confidence:.0%} bootstrap interval] (settings in results.json)."
-              + (f" Forecast scores at leads {', '.join(map(str, sorted(shown)))}; every lead below." if all_leads else ""),
-              "", *main_table(document, shown), ""]  # fmt: skip
+    lines += [
+        "",
+        "## Main table",
+        "",
+        f"Each cell: estimate [{confidence:.0%} bootstrap interval] (settings in results.json)."
+        + (f" Forecast scores at leads {', '.join(map(str, sorted(shown)))}; every lead below." if all_leads else ""),
+        "",
+        *main_table(document, shown),
+        "",
+    ]
     if len(all_leads) > len(shown):
         calibration = {**document, "metrics": [e for e in document["metrics"] if e.get("lead") is not None]}
         lines += ["## Forecast scores at every lead", "", *main_table(calibration), ""]

@@ -76,7 +76,9 @@ def choose_families(requested: list[str] | None, runs: list[Source], reference: 
     wet-day family only to precipitation)."""
     unknown = sorted(set(requested or []) - set(FAMILIES))
     if unknown:
-        raise ClimdiffError(f"unknown metric famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} (choose from {', '.join(FAMILIES)})")
+        raise ClimdiffError(
+            f"unknown metric famil{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)} (choose from {', '.join(FAMILIES)})"
+        )
     has_forecasts = any(r.is_forecast for r in runs)
     has_runs = any(not r.is_forecast for r in runs)
     if requested:
@@ -87,7 +89,8 @@ def choose_families(requested: list[str] | None, runs: list[Source], reference: 
                 raise ClimdiffError(f"{family} needs an emulation store; only forecast stores were given")
         return list(requested)
     return [
-        f for f in FAMILIES
+        f
+        for f in FAMILIES
         if ((f in FORECAST_FAMILIES and has_forecasts) or (f not in FORECAST_FAMILIES and has_runs))
         and (f not in PRECIPITATION_FAMILIES or is_precipitation(reference.field))
     ]
@@ -119,14 +122,25 @@ def evaluate(
     families = choose_families(metrics, sources, ref)
     config = {
         # paths as given, not resolved: a folder of runs, reference and evaluation can be moved and still resume
-        "runs": [str(p) for p in runs], "labels": names, "reference": str(reference),
-        "split": split, "families": families, "settings": asdict(settings),
-    }  # fmt: skip
+        "runs": [str(p) for p in runs],
+        "labels": names,
+        "reference": str(reference),
+        "split": split,
+        "families": families,
+        "settings": asdict(settings),
+    }
     results: dict[str, FamilyResult] = {}
     with ExitStack() as stack:
         if scheduler:  # before touching the output: an unreachable scheduler leaves nothing behind
             stack.enter_context(_client(scheduler))
-        if not claim_output(out, kind=EVALUATION_KIND, config=config, overwrite=overwrite, header=read_evaluation_header(out), noun="evaluation"):
+        if not claim_output(
+            out,
+            kind=EVALUATION_KIND,
+            config=config,
+            overwrite=overwrite,
+            header=read_evaluation_header(out),
+            noun="evaluation",
+        ):
             out.mkdir(exist_ok=True)
             _write_header(out, config, complete=False)
         (out / "families").mkdir(exist_ok=True)
@@ -189,4 +203,3 @@ def _client(address: str) -> Any:
         return Client(address, timeout="10s", set_as_default=True)
     except (OSError, TimeoutError) as err:
         raise ClimdiffError(f"cannot reach the dask scheduler at {address}: {err}") from None
-

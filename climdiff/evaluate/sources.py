@@ -49,7 +49,11 @@ class Source:
         if self.is_forecast:
             out.update(starts=int(self.field.sizes["init_time"]), leads=int(self.field.sizes["lead"]))
         else:
-            out.update(days=self.days, first=str(self.field["time"].values[0])[:10], last=str(self.field["time"].values[-1])[:10])
+            out.update(
+                days=self.days,
+                first=str(self.field["time"].values[0])[:10],
+                last=str(self.field["time"].values[-1])[:10],
+            )
         return out
 
 

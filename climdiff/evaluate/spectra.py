@@ -46,8 +46,13 @@ def radial_power(field: xr.DataArray) -> xr.DataArray:
     if field.chunks is not None:
         field = field.chunk({"y": -1, "x": -1})
     return xr.apply_ufunc(
-        spectrum, field.astype(np.float64), input_core_dims=[["y", "x"]], output_core_dims=[["wavenumber"]],
-        dask="parallelized", output_dtypes=[np.float64], dask_gufunc_kwargs={"output_sizes": {"wavenumber": kmax + 1}},
+        spectrum,
+        field.astype(np.float64),
+        input_core_dims=[["y", "x"]],
+        output_core_dims=[["wavenumber"]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"wavenumber": kmax + 1}},
     ).assign_coords(wavenumber=np.arange(kmax + 1))
 
 

@@ -65,7 +65,9 @@ class DiscriminatorConfig(BackboneConfig):
         return self.channels * (1 + self.cond_frames)
 
 
-def tendency_inputs(candidate: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, delta: float, channels: int) -> torch.Tensor:
+def tendency_inputs(
+    candidate: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, delta: float, channels: int
+) -> torch.Tensor:
     """The preconditioned input (module docstring): candidate change, x^n, earlier changes."""
     frames = cond.to(candidate.dtype).split(channels, dim=1)  # x^n, x^{n-1}, ...
     changes = [(newer - older) / delta for newer, older in zip(frames[:-1], frames[1:], strict=True)]

@@ -135,7 +135,9 @@ def build_model(kind: str, config: dict[str, Any]) -> nn.Module:
     if kind not in ("idm", "vdm"):
         raise ValueError(f"unknown model kind {kind!r}; expected one of {', '.join(MODEL_KINDS)}")
     if set(config) != {"backbone", "sigma_data", "cond_channels"}:
-        raise ValueError(f"{kind} configuration needs exactly backbone, sigma_data, cond_channels; got {sorted(config)}")
+        raise ValueError(
+            f"{kind} configuration needs exactly backbone, sigma_data, cond_channels; got {sorted(config)}"
+        )
     backbone = UNetConfig.from_dict(config["backbone"])
     cond_channels = int(config["cond_channels"])
     if (kind == "vdm") != (cond_channels > 0):

@@ -148,7 +148,12 @@ def provenance(bundle: Bundle, config: EmulateConfig, command: str, stepper: Day
 
 
 def _create_store(
-    bundle: Bundle, out: Path, config: EmulateConfig, identity: dict[str, Any], command: str, stepper: DayStepper,
+    bundle: Bundle,
+    out: Path,
+    config: EmulateConfig,
+    identity: dict[str, Any],
+    command: str,
+    stepper: DayStepper,
     world_size: int,
 ) -> EmulationStore:
     return EmulationStore.create(
@@ -159,8 +164,7 @@ def _create_store(
         days=config.days,
         time_units=time_units(first_day(bundle, config.start)),
         time_chunk=config.time_chunk,
-        attrs={**provenance(bundle, config, command, stepper, world_size),
-               "initial_dates": bundle.initial_dates},  # fmt: skip
+        attrs={**provenance(bundle, config, command, stepper, world_size), "initial_dates": bundle.initial_dates},
     )
 
 
@@ -233,9 +237,13 @@ def _run_members(
     rules = BlockRules(batch, value_limit(bundle, config.blowup_factor), config.max_redraws, transform)
     done = sum(s.days_done for s in states.values())
     with ProgressReporter(
-        f"emulate {len(members)} member(s)", config.days * len(members), unit="member-days",
-        rate_label="SYPD", quiet=quiet, completed=done,
-    ) as progress:  # fmt: skip
+        f"emulate {len(members)} member(s)",
+        config.days * len(members),
+        unit="member-days",
+        rate_label="SYPD",
+        quiet=quiet,
+        completed=done,
+    ) as progress:
         commit = None if after_commit is None else lambda: after_commit(min(s.days_done for s in states.values()))
         run_blocks(stepper, member_blocks(states, config.days, config.time_chunk), store, rules, progress, commit)
 

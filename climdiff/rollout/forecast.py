@@ -123,7 +123,9 @@ def plan_forecast(
     if (starts is None) == (not start_dates):
         raise ClimdiffError("forecast mode needs exactly one of --starts and --start-dates")
     reference = open_reference(reference_path, bundle)
-    indices = dated_starts(reference, start_dates) if start_dates else spread_starts(reference, starts or 0, rollout.days)
+    indices = (
+        dated_starts(reference, start_dates) if start_dates else spread_starts(reference, starts or 0, rollout.days)
+    )
     dates = tuple(reference["time"].values[i].isoformat()[:10] for i in indices)
     field = reference[bundle.meta["variable"]["name"]]
     for index, date in zip(indices, dates, strict=True):
@@ -169,7 +171,9 @@ def forecast(
     total = len(config.init_indices) * rollout.members * rollout.days
     done = (len(config.init_indices) - todo) * rollout.members * rollout.days
     with ProgressReporter(f"forecast {todo} start(s)", total, unit="member-days", quiet=quiet, completed=done) as bar:
-        run_blocks(stepper, (_group_block(reference, variable, config, g, transform) for g in groups), store, rules, bar)
+        run_blocks(
+            stepper, (_group_block(reference, variable, config, g, transform) for g in groups), store, rules, bar
+        )
     redraws, stopped = int(store.group["redraws"][:].sum()), int((store.group["stopped_lead"][:] >= 0).sum())
     store.finish(stopped_members=stopped, total_redraws=redraws)
     return ForecastResult(out, len(config.init_indices), rollout.days, rollout.members, stopped, redraws)
@@ -183,8 +187,9 @@ def _group_block(
     return Block(chains, _initial_states(reference, variable, config, starts, transform), 0, config.rollout.days)
 
 
-def _initial_states(reference: xr.Dataset, variable: str, config: ForecastConfig, starts: list[int],
-                    transform: Transform) -> list[MemberState]:  # fmt: skip
+def _initial_states(
+    reference: xr.Dataset, variable: str, config: ForecastConfig, starts: list[int], transform: Transform
+) -> list[MemberState]:
     """One state per (start, member), start-major: the two reference days up to the start."""
     states = []
     for start in starts:
@@ -197,7 +202,12 @@ def _initial_states(reference: xr.Dataset, variable: str, config: ForecastConfig
 
 
 def _create(
-    bundle: Bundle, reference: xr.Dataset, out: Path, config: ForecastConfig, identity: dict[str, Any], command: str,
+    bundle: Bundle,
+    reference: xr.Dataset,
+    out: Path,
+    config: ForecastConfig,
+    identity: dict[str, Any],
+    command: str,
     stepper: DayStepper,
 ) -> ForecastStore:
     calendar = bundle.meta["calendar"]

@@ -46,12 +46,24 @@ def describe_rollout_store(path: Path) -> dict[str, Any]:
         frame = (1, *field.shape[2:])
         first, last = _dates(ds["time"].values, ds["time"].attrs)
         done = [decode_state(row, frame).days_done if row.any() else 0 for row in ds["resume_state"].values]
-        info.update(days=int(ds.sizes["time"]), days_done=min(done), first=first, last=last, calendar=ds["time"].attrs["calendar"],
-                    stopped_members=int((ds["stopped_day"].values >= 0).sum()),
-                    means=[p for p in MEAN_PERIODS if f"time_{p}" in ds.dims])  # fmt: skip
+        info.update(
+            days=int(ds.sizes["time"]),
+            days_done=min(done),
+            first=first,
+            last=last,
+            calendar=ds["time"].attrs["calendar"],
+            stopped_members=int((ds["stopped_day"].values >= 0).sum()),
+            means=[p for p in MEAN_PERIODS if f"time_{p}" in ds.dims],
+        )
     else:
         first, last = _dates(ds["init_time"].values, ds["init_time"].attrs)
-        info.update(starts=int(ds.sizes["init_time"]), leads=int(ds.sizes["lead"]), first_init=first, last_init=last,
-                    starts_done=int(ds["completed"].values.sum()), stopped_chains=int((ds["stopped_lead"].values >= 0).sum()),
-                    reference=ds.attrs.get("reference"))  # fmt: skip
+        info.update(
+            starts=int(ds.sizes["init_time"]),
+            leads=int(ds.sizes["lead"]),
+            first_init=first,
+            last_init=last,
+            starts_done=int(ds["completed"].values.sum()),
+            stopped_chains=int((ds["stopped_lead"].values >= 0).sum()),
+            reference=ds.attrs.get("reference"),
+        )
     return info

@@ -123,7 +123,11 @@ class GuidedStepper(UnguidedStepper):
     """
 
     def __init__(
-        self, bundle: Bundle, sampler: SamplerConfig, device: torch.device, trace: bool | None = None,
+        self,
+        bundle: Bundle,
+        sampler: SamplerConfig,
+        device: torch.device,
+        trace: bool | None = None,
         guide_thread: bool = False,
     ) -> None:
         if "disc" not in bundle.models:

@@ -62,8 +62,9 @@ class MemberState:
 class RolloutWriter(Protocol):
     """What the block loop (:mod:`climdiff.rollout.blocks`) needs of a store."""
 
-    def write_chains(self, chains: Sequence[Any], first: int, values: np.ndarray,
-                     states: Sequence[MemberState]) -> None:
+    def write_chains(
+        self, chains: Sequence[Any], first: int, values: np.ndarray, states: Sequence[MemberState]
+    ) -> None:
         """Days ``first ..`` of ``chains`` (``values`` (chain, day, H, W), physical units), then
         whatever their ``states`` must leave on disk for a resumed run to continue bit for bit."""
         ...
@@ -119,8 +120,9 @@ class RolloutStore:
         """A fresh group with the coordinates every rollout store has: member and the grid (and
         the cell bounds a grid coordinate names in its ``bounds`` attribute)."""
         group = zarr.open_group(str(path), mode="w", zarr_format=layout.zarr_format)
-        create_named_array(group, "member", dims=("member",), data=np.arange(members, dtype=COUNTER_DTYPE),
-                           attributes=MEMBER_ATTRS)
+        create_named_array(
+            group, "member", dims=("member",), data=np.arange(members, dtype=COUNTER_DTYPE), attributes=MEMBER_ATTRS
+        )
         for name, values in layout.coords.items():
             attrs = layout.coord_attrs.get(name, {})
             create_named_array(group, name, dims=(name,), data=values, attributes=attrs)
@@ -129,8 +131,9 @@ class RolloutStore:
         return group
 
     @classmethod
-    def _seal(cls, path: Path, group: zarr.Group, layout: StoreLayout, config: dict[str, Any],
-              attrs: dict[str, Any]) -> RolloutStore:  # fmt: skip
+    def _seal(
+        cls, path: Path, group: zarr.Group, layout: StoreLayout, config: dict[str, Any], attrs: dict[str, Any]
+    ) -> RolloutStore:
         """Write the header (incomplete) and consolidate: the shape never changes afterwards."""
         meta = {"kind": cls.kind, "climdiff_version": __version__, "config": config, "complete": False}
         group.attrs.update(store_attrs(attrs, meta))
@@ -170,20 +173,51 @@ class EmulationStore(RolloutStore):
     ) -> EmulationStore:
         group = cls._new_group(path, layout, members)
         frame_shape = layout.frame_shape
-        create_named_array(group, "time", dims=("time",), data=np.arange(days, dtype=COUNTER_DTYPE),
-               chunks=(min(days, 100_000),),
-               attributes={"standard_name": "time", "units": time_units, "calendar": layout.calendar, "axis": "T"})  # fmt: skip
-        create_named_array(group, layout.variable, dims=("member", "time", *layout.coords),
-               shape=(members, days, *frame_shape[-2:]), chunks=(1, min(time_chunk, days), *frame_shape[-2:]),
-               dtype="float32", fill_value=np.nan, attributes=layout.variable_attrs)  # fmt: skip
+        create_named_array(
+            group,
+            "time",
+            dims=("time",),
+            data=np.arange(days, dtype=COUNTER_DTYPE),
+            chunks=(min(days, 100_000),),
+            attributes={"standard_name": "time", "units": time_units, "calendar": layout.calendar, "axis": "T"},
+        )
+        create_named_array(
+            group,
+            layout.variable,
+            dims=("member", "time", *layout.coords),
+            shape=(members, days, *frame_shape[-2:]),
+            chunks=(1, min(time_chunk, days), *frame_shape[-2:]),
+            dtype="float32",
+            fill_value=np.nan,
+            attributes=layout.variable_attrs,
+        )
         nbytes = state_bytes(frame_shape)
-        create_named_array(group, "resume_state", dims=("member", "state_byte"),
-               shape=(members, nbytes), chunks=(1, nbytes), dtype="uint8", fill_value=0,
-               attributes={"long_name": "per-member resume state (climdiff internal)"})  # fmt: skip
-        create_named_array(group, "redraws", dims=("member",), data=np.zeros(members, dtype=COUNTER_DTYPE),
-               chunks=(1,), attributes=counter_attrs(REDRAWS))  # fmt: skip
-        create_named_array(group, "stopped_day", dims=("member",), data=np.full(members, -1, dtype=COUNTER_DTYPE),
-               chunks=(1,), attributes=counter_attrs(STOPPED.format("day")))  # fmt: skip
+        create_named_array(
+            group,
+            "resume_state",
+            dims=("member", "state_byte"),
+            shape=(members, nbytes),
+            chunks=(1, nbytes),
+            dtype="uint8",
+            fill_value=0,
+            attributes={"long_name": "per-member resume state (climdiff internal)"},
+        )
+        create_named_array(
+            group,
+            "redraws",
+            dims=("member",),
+            data=np.zeros(members, dtype=COUNTER_DTYPE),
+            chunks=(1,),
+            attributes=counter_attrs(REDRAWS),
+        )
+        create_named_array(
+            group,
+            "stopped_day",
+            dims=("member",),
+            data=np.full(members, -1, dtype=COUNTER_DTYPE),
+            chunks=(1,),
+            attributes=counter_attrs(STOPPED.format("day")),
+        )
         return cls._seal(path, group, layout, config, attrs)  # type: ignore[return-value]
 
     def load_state(self, member: int) -> MemberState | None:
@@ -199,8 +233,9 @@ class EmulationStore(RolloutStore):
         self.group["redraws"][member] = state.redraws
         self.group["stopped_day"][member] = state.stopped_day
 
-    def write_chains(self, chains: Sequence[Any], first: int, values: np.ndarray,
-                     states: Sequence[MemberState]) -> None:
+    def write_chains(
+        self, chains: Sequence[Any], first: int, values: np.ndarray, states: Sequence[MemberState]
+    ) -> None:
         """:class:`RolloutWriter`: chains are members."""
         for i, member in enumerate(chains):
             self.write_block(int(member), first, values[i], states[i])
@@ -255,34 +290,71 @@ class ForecastStore(RolloutStore):
         group = cls._new_group(path, layout, members)
         starts, frame_shape = len(init_days), layout.frame_shape
         time_attrs = {"units": time_units, "calendar": layout.calendar}
-        create_named_array(group, "init_time", dims=("init_time",), data=np.asarray(init_days, dtype=COUNTER_DTYPE),
-               attributes={**time_attrs, "standard_name": "forecast_reference_time",
-                           "long_name": "last reference day the forecast is conditioned on"})  # fmt: skip
+        create_named_array(
+            group,
+            "init_time",
+            dims=("init_time",),
+            data=np.asarray(init_days, dtype=COUNTER_DTYPE),
+            attributes={
+                **time_attrs,
+                "standard_name": "forecast_reference_time",
+                "long_name": "last reference day the forecast is conditioned on",
+            },
+        )
         lead = np.arange(1, leads + 1, dtype=COUNTER_DTYPE)
-        create_named_array(group, "lead", dims=("lead",), data=lead,
-               attributes={"standard_name": "forecast_period", "units": "days", "long_name": "lead time"})  # fmt: skip
+        create_named_array(
+            group,
+            "lead",
+            dims=("lead",),
+            data=lead,
+            attributes={"standard_name": "forecast_period", "units": "days", "long_name": "lead time"},
+        )
         valid = np.asarray(init_days, dtype=COUNTER_DTYPE)[:, None] + lead[None]
-        create_named_array(group, "valid_time", dims=("init_time", "lead"), data=valid,
-               attributes={**time_attrs, "standard_name": "time", "long_name": "day the forecast is valid for"})  # fmt: skip
-        create_named_array(group, layout.variable, dims=("init_time", "lead", "member", *layout.coords),
-               shape=(starts, leads, members, *frame_shape[-2:]), chunks=(1, leads, members, *frame_shape[-2:]),
-               dtype="float32", fill_value=np.nan, attributes={**layout.variable_attrs, "coordinates": "valid_time"})  # fmt: skip
+        create_named_array(
+            group,
+            "valid_time",
+            dims=("init_time", "lead"),
+            data=valid,
+            attributes={**time_attrs, "standard_name": "time", "long_name": "day the forecast is valid for"},
+        )
+        create_named_array(
+            group,
+            layout.variable,
+            dims=("init_time", "lead", "member", *layout.coords),
+            shape=(starts, leads, members, *frame_shape[-2:]),
+            chunks=(1, leads, members, *frame_shape[-2:]),
+            dtype="float32",
+            fill_value=np.nan,
+            attributes={**layout.variable_attrs, "coordinates": "valid_time"},
+        )
         done = counter_attrs("1 where every lead and member of the start is written")
-        create_named_array(group, "completed", dims=("init_time",), data=np.zeros(starts, dtype=np.int8),
-               chunks=(1,), attributes=done)  # fmt: skip
-        create_named_array(group, "redraws", dims=("init_time", "member"),
-               data=np.zeros((starts, members), dtype=COUNTER_DTYPE), chunks=(1, members),
-               attributes=counter_attrs(REDRAWS))  # fmt: skip
-        create_named_array(group, "stopped_lead", dims=("init_time", "member"),
-               data=np.full((starts, members), -1, dtype=COUNTER_DTYPE), chunks=(1, members),
-               attributes=counter_attrs(STOPPED.format("lead")))  # fmt: skip
+        create_named_array(
+            group, "completed", dims=("init_time",), data=np.zeros(starts, dtype=np.int8), chunks=(1,), attributes=done
+        )
+        create_named_array(
+            group,
+            "redraws",
+            dims=("init_time", "member"),
+            data=np.zeros((starts, members), dtype=COUNTER_DTYPE),
+            chunks=(1, members),
+            attributes=counter_attrs(REDRAWS),
+        )
+        create_named_array(
+            group,
+            "stopped_lead",
+            dims=("init_time", "member"),
+            data=np.full((starts, members), -1, dtype=COUNTER_DTYPE),
+            chunks=(1, members),
+            attributes=counter_attrs(STOPPED.format("lead")),
+        )
         return cls._seal(path, group, layout, config, attrs)  # type: ignore[return-value]
 
     def completed(self) -> np.ndarray:
         return self.group["completed"][:].astype(bool)
 
-    def write_chains(self, chains: Sequence[Any], first: int, values: np.ndarray,
-                     states: Sequence[MemberState]) -> None:
+    def write_chains(
+        self, chains: Sequence[Any], first: int, values: np.ndarray, states: Sequence[MemberState]
+    ) -> None:
         """:class:`RolloutWriter`: chains are (start, member) pairs, start-major, with every lead of
         every member of their starts; starts already complete are left as they are."""
         members = self.group["member"].shape[0]
@@ -291,8 +363,12 @@ class ForecastStore(RolloutStore):
             start = int(chains[lo][0])
             if not completed[start]:
                 mine = states[lo : lo + members]
-                self.write_start(start, values[lo : lo + members].swapaxes(0, 1),
-                                 np.array([s.redraws for s in mine]), np.array([s.stopped_day for s in mine]))
+                self.write_start(
+                    start,
+                    values[lo : lo + members].swapaxes(0, 1),
+                    np.array([s.redraws for s in mine]),
+                    np.array([s.stopped_day for s in mine]),
+                )
 
     def write_start(self, start: int, values: np.ndarray, redraws: np.ndarray, stopped_lead: np.ndarray) -> None:
         """Every lead and member of start ``start`` (physical units), then mark it complete."""

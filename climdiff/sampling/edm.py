@@ -126,6 +126,14 @@ def edm_sample(
     sigmas = sigma_schedule(config)
     x = member_noise(shape, generators, like) * float(sigmas[0])
     return sample_heun(
-        denoiser, x, sigmas, noise=lambda: member_noise(shape, generators, like), guide=guide, callback=callback,
-        s_churn=config.S_churn, s_tmin=config.S_tmin, s_tmax=config.S_tmax, s_noise=config.S_noise,
+        denoiser,
+        x,
+        sigmas,
+        noise=lambda: member_noise(shape, generators, like),
+        guide=guide,
+        callback=callback,
+        s_churn=config.S_churn,
+        s_tmin=config.S_tmin,
+        s_tmax=config.S_tmax,
+        s_noise=config.S_noise,
     )

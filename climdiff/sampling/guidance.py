@@ -18,7 +18,12 @@ from climdiff.sampling.edm import GuidanceTerm, Guide, in_window
 
 
 def logit_gradient(
-    disc: nn.Module, x: torch.Tensor, sigma: torch.Tensor, cond: torch.Tensor, clip: float, doy: torch.Tensor | None = None
+    disc: nn.Module,
+    x: torch.Tensor,
+    sigma: torch.Tensor,
+    cond: torch.Tensor,
+    clip: float,
+    doy: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """grad_x clamp(l(x; sigma, cond[, doy]), -clip, clip), one gradient per batch item.
 

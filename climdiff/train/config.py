@@ -16,9 +16,40 @@ from climdiff.models.presets import MODEL_KINDS, PRESETS
 # Optimisation defaults per model preset. `paper` follows Hess et al. (2025), Table 2: AdamW,
 # lr 1e-4, EMA 0.9999, batch 2 (IDM) / 8 (discriminator), trained by epochs.
 _TRAINING: dict[str, dict[str, Any]] = {
-    "tiny": dict(steps=40, batch_size=8, lr=1e-3, warmup_steps=5, ema_decay=0.99, log_every=10, val_every=20, checkpoint_every=20, val_batches=2),
-    "small": dict(steps=3000, batch_size=16, lr=5e-4, warmup_steps=200, ema_decay=0.999, log_every=50, val_every=500, checkpoint_every=250, val_batches=8),
-    "paper": dict(steps=None, epochs=350, batch_size=2, lr=1e-4, warmup_steps=1000, ema_decay=0.9999, log_every=100, val_every=5000, checkpoint_every=2000, val_batches=32),
+    "tiny": dict(
+        steps=40,
+        batch_size=8,
+        lr=1e-3,
+        warmup_steps=5,
+        ema_decay=0.99,
+        log_every=10,
+        val_every=20,
+        checkpoint_every=20,
+        val_batches=2,
+    ),
+    "small": dict(
+        steps=3000,
+        batch_size=16,
+        lr=5e-4,
+        warmup_steps=200,
+        ema_decay=0.999,
+        log_every=50,
+        val_every=500,
+        checkpoint_every=250,
+        val_batches=8,
+    ),
+    "paper": dict(
+        steps=None,
+        epochs=350,
+        batch_size=2,
+        lr=1e-4,
+        warmup_steps=1000,
+        ema_decay=0.9999,
+        log_every=100,
+        val_every=5000,
+        checkpoint_every=2000,
+        val_batches=32,
+    ),
 }
 _PAPER_DISC = dict(epochs=500, batch_size=8)
 
@@ -85,7 +116,11 @@ class TrainConfig:
 # The Python types a setting's annotation allows (an int where a float is expected is fine; a bool,
 # although Python counts it as an int, is not a number of steps).
 _TYPES: dict[str, tuple[type, ...]] = {
-    "str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "dict[str, Any]": (dict,),
+    "str": (str,),
+    "int": (int,),
+    "float": (int, float),
+    "bool": (bool,),
+    "dict[str, Any]": (dict,),
 }
 
 

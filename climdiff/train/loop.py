@@ -68,7 +68,10 @@ def read_run_header(out: Path) -> OutputHeader | None:
 
 def describe_run(out: Path) -> dict[str, Any]:
     """What `climdiff info` shows about a training run: its record and its (verified) checkpoint."""
-    return {"run": json.loads((Path(out) / RUN_FILE).read_text()), "checkpoint": describe_checkpoint(Path(out) / CHECKPOINT_FILE)}
+    return {
+        "run": json.loads((Path(out) / RUN_FILE).read_text()),
+        "checkpoint": describe_checkpoint(Path(out) / CHECKPOINT_FILE),
+    }
 
 
 def _write_run(out: Path, config: dict[str, Any], complete: bool, **extra: Any) -> None:
@@ -90,7 +93,9 @@ def _batch_indices(config: TrainConfig, step: int, steps_per_epoch: int, n_examp
     return _epoch_order(config.seed, epoch, n_examples)[start : start + config.batch_size].tolist()
 
 
-def _checkpoint_meta(task: Task, config: TrainConfig, data: Path, step: int, total: int, command: str) -> dict[str, Any]:
+def _checkpoint_meta(
+    task: Task, config: TrainConfig, data: Path, step: int, total: int, command: str
+) -> dict[str, Any]:
     frames = task.train_frames
     return {
         "normalization": normalization_entry(frames.transform, frames.variable, frames.stats),
@@ -135,7 +140,12 @@ def train_model(
         resume = False
         if world.is_main:
             resume = claim_output(
-                out, kind=RUN_KIND, config=identity, overwrite=overwrite, header=read_run_header(out), noun="training run"
+                out,
+                kind=RUN_KIND,
+                config=identity,
+                overwrite=overwrite,
+                header=read_run_header(out),
+                noun="training run",
             )
             out.mkdir(exist_ok=True)
             if not resume:
@@ -271,11 +281,19 @@ def _fit(
             if step % config.checkpoint_every == 0 or step == total:
                 if world.is_main:
                     save_checkpoint(
-                        out / CHECKPOINT_FILE, raw, _checkpoint_meta(task, config, data, step, total, command), ema=ema.model
+                        out / CHECKPOINT_FILE,
+                        raw,
+                        _checkpoint_meta(task, config, data, step, total, command),
+                        ema=ema.model,
                     )
                     save_state(
                         out / STATE_FILE,
-                        {"model": raw.state_dict(), "ema": ema.model.state_dict(), "optimizer": optimizer.state_dict(), "step": step},
+                        {
+                            "model": raw.state_dict(),
+                            "ema": ema.model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "step": step,
+                        },
                     )
                     log.render()
                 world.barrier()

@@ -37,7 +37,7 @@ def _flatten(obj: Any, name: str, tensors: dict[str, torch.Tensor]) -> Any:
 
 
 def _unflatten(node: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Any:
-    (kind, body), = node.items()
+    ((kind, body),) = node.items()
     if kind == "tensor":
         return tensors[body]
     if kind == "dict":

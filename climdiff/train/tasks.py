@@ -258,7 +258,9 @@ class DiscriminatorTask(Task):
         return judge(model, batch, sigma, noise)
 
     def losses(self, model: nn.Module, batch: Batch, generators: Sequence[torch.Generator]) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(self.logits(model, batch, generators), batch.labels.float(), reduction="none")
+        return F.binary_cross_entropy_with_logits(
+            self.logits(model, batch, generators), batch.labels.float(), reduction="none"
+        )
 
     @torch.no_grad()
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
@@ -268,7 +270,10 @@ class DiscriminatorTask(Task):
         batches = self.validation_batches(device)
         metrics = self.validation_loss(model, batches)
         for lo, hi in SIGMA_BANDS:
-            band_law = lambda g, lo=lo, hi=hi: math.exp(math.log(lo) + float(torch.rand((), generator=g)) * math.log(hi / lo))  # noqa: E731
+
+            def band_law(g: torch.Generator, lo: float = lo, hi: float = hi) -> float:
+                return math.exp(math.log(lo) + float(torch.rand((), generator=g)) * math.log(hi / lo))
+
             scores, labels, offsets = [], [], []
             for idx, batch in batches:
                 generators = [sample_generator(self.config.seed, 0, i, BAND_STREAM) for i in idx]
