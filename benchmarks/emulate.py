@@ -2,6 +2,7 @@
 
     python benchmarks/emulate.py --members 1 8 32 --days 5 --threads 2
     python benchmarks/emulate.py --memory-days 365 3650       # peak memory of whole runs
+    python benchmarks/emulate.py --compare latlon32 turbulence32 --days 20   # embedded models side by side
 
 Prints: seconds per simulated day (and per member-day) at each ensemble size; the guidance
 overhead, time(lambda > 0) / time(lambda = 0) in one process, with the guidance run after the
@@ -138,6 +139,26 @@ def peak_memory_mb(bundle_path: Path, days: int) -> float:
         return int(kb) / 1024.0
 
 
+def compare_models(names: list[str], days: int) -> None:
+    """Seconds per simulated day of one member of each embedded model, run as `climdiff emulate` runs
+    it on two cores (guidance beside the IDM), one after the other in this process."""
+    rows = []
+    for name in names:
+        bundle = load_bundle(embedded_bundle(name))
+        run_seconds(bundle, 1, 1, concurrent=True)  # warm-up: the traces
+        seconds, _ = run_seconds(bundle, 1, days, concurrent=True)
+        rows.append((name, math.prod(bundle.initial_state.shape[-2:]), seconds / days))
+    _, base_points, base_day = rows[0]
+    print("| model | grid points | s per day | 100 years (h) | per day vs first | per grid point vs first |")
+    print("|---|---|---|---|---|---|")
+    for name, points, per_day in rows:
+        per_point = (per_day / points) / (base_day / base_points)
+        print(
+            f"| {name} | {points} | {per_day:.3f} | {per_day * 36500 / 3600:.2f} | {per_day / base_day:.2f} x "
+            f"| {per_point:.2f} x |"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundle", type=Path, default=None, help="bundle (default: the embedded model)")
@@ -145,8 +166,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-days", type=int, nargs="*", default=[])
+    parser.add_argument("--compare", nargs="+", default=[], metavar="MODEL", help="time embedded models side by side")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.compare:
+        torch.set_num_threads(1)  # one intra-op thread and the guidance beside it, as emulate runs small calls
+        compare_models(args.compare, args.days)
+        return
     path = args.bundle or embedded_bundle()
     bundle = load_bundle(path)
     print(f"torch {torch.__version__}, {args.threads} threads, load {os.getloadavg()[0]:.2f}; bundle {path}")
