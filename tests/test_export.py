@@ -62,7 +62,7 @@ def emulation_store(tmp_path_factory):  # noqa: ANN001, ANN201
     from climdiff.bundle import load_bundle
     from climdiff.rollout.engine import EmulateConfig, emulate
 
-    bundle = load_bundle(embedded_bundle())
+    bundle = load_bundle(embedded_bundle("turbulence32"))
     sampler = bundle.sampler.replace(guidance=0.0, steps=5)
     config = EmulateConfig(
         days=4, members=2, seed=3, start="0001-12-30", time_chunk=365, sampler=sampler, means=("monthly", "annual")
@@ -253,7 +253,7 @@ def forecast_store(turbulence_store, tmp_path_factory):  # noqa: ANN001, ANN201
     from climdiff.rollout.engine import EmulateConfig
     from climdiff.rollout.forecast import forecast, plan_forecast
 
-    bundle = load_bundle(embedded_bundle())
+    bundle = load_bundle(embedded_bundle("turbulence32"))
     config = EmulateConfig(days=2, members=2, seed=3, sampler=bundle.sampler.replace(guidance=0.0, steps=3))
     plan = plan_forecast(bundle, turbulence_store, config, starts=2, start_dates=None)
     return forecast(bundle, turbulence_store, tmp_path_factory.mktemp("fc") / "fc.zarr", plan, quiet=True).path

@@ -30,7 +30,7 @@ from climdiff.zarr_io import STORE_ATTR, missing_chunks
 REPO = Path(__file__).resolve().parents[1]
 # The session's turbulence_store, as command-line flags (the same run, so outputs compare bit for bit).
 SMALL_FLAGS = "--size 32 --dt 0.01 --frames 40 --every 2 --spinup 1 --seed 7 --split 0.6,0.2,0.2 --chunk 8 -q".split()
-EMULATE_FLAGS = "--days 4 --members 2 --steps 5 --guidance 0 --time-chunk 2 --quiet".split()
+EMULATE_FLAGS = "--model turbulence32 --days 4 --members 2 --steps 5 --guidance 0 --time-chunk 2 --quiet".split()
 
 
 def error_line(result, code: int = 2) -> str:  # noqa: ANN001
@@ -59,7 +59,7 @@ def emulation(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from climdiff.bundle import load_bundle
     from climdiff.rollout.engine import EmulateConfig, emulate
 
-    bundle = load_bundle(embedded_bundle())
+    bundle = load_bundle(embedded_bundle("turbulence32"))
     sampler = bundle.sampler.replace(guidance=0.0, steps=5)
     config = EmulateConfig(days=4, members=2, seed=3, time_chunk=2, sampler=sampler)
     return emulate(bundle, tmp_path_factory.mktemp("emu") / "run.zarr", config, quiet=True).path
