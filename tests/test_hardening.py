@@ -25,7 +25,7 @@ import zarr.storage._local as zarr_local
 from climdiff.errors import ClimdiffError, StoreError
 from climdiff.evaluate.sources import open_source
 from climdiff.runtime import default_threads
-from climdiff.zarr_io import STORE_ATTR, missing_chunks
+from climdiff.zarr_io import missing_chunks, store_meta
 
 REPO = Path(__file__).resolve().parents[1]
 # The session's turbulence_store, as command-line flags (the same run, so outputs compare bit for bit).
@@ -236,7 +236,7 @@ def test_nan_in_a_forecast_start_or_a_bundles_initial_state(
 
     bundle = load_bundle(guided_bundle)
     store = copy_store(learning_store, tmp_path / "ref.zarr")
-    first_test = json.loads((store / "zarr.json").read_text())["attributes"][STORE_ATTR]["split"]["test"][0]
+    first_test = store_meta(json.loads((store / "zarr.json").read_text())["attributes"])["split"]["test"][0]
     put_nan(store, "vorticity", (first_test, 0, 0))
     config = EmulateConfig(days=3, members=1, sampler=bundle.sampler)
     with pytest.raises(ClimdiffError, match=f"vorticity in .*ref.zarr.*non-finite.*time {first_test}"):
