@@ -159,7 +159,8 @@ def latlon(
         split=parse_split(split),
         chunk=chunk,
     )
-    generate_latlon(out, run, overwrite=overwrite, quiet=quiet, command=command_line())
+    with reporting_full_disk(out, run.days * n_lat * n_lon * 4):
+        generate_latlon(out, run, overwrite=overwrite, quiet=quiet, command=command_line())
     budget = describe_training_store(out).get("water_budget", {})
     typer.echo(
         f"wrote {run.days} days of {n_lat}x{n_lon} daily precipitation to {out}"
