@@ -13,7 +13,7 @@ from typing import Any
 from climdiff.bundle import read_bundle_meta
 from climdiff.errors import ClimdiffError
 
-DEFAULT_MODEL = "turbulence32"
+DEFAULT_MODEL = "latlon32"
 
 
 def available_models() -> list[str]:
