@@ -30,13 +30,13 @@ from climdiff.data.producer import (
     runtime_attrs,
 )
 from climdiff.data.store import TRAINING_KIND, AppendableStore, TimeVariable
+from climdiff.data.transforms import PRECIPITATION_OFFSET, PRECIPITATION_UNITS
 from climdiff.errors import ClimdiffError
 from climdiff.metadata import field_attrs
 
 VARIABLE = "precipitation"
-UNITS = "mm day-1"
-#: The data transform of precipitation stores (climdiff.data.transforms): log(x + c) - log(c), then min/max.
-TRANSFORM = {"name": "log_minmax", "offset": 0.1, "offset_units": UNITS}
+UNITS = PRECIPITATION_UNITS
+TRANSFORM = PRECIPITATION_OFFSET  # the data transform these stores name (climdiff.data.transforms)
 DIAGNOSTICS: dict[str, tuple[str, str]] = {
     # name: (long_name, units); global means are exact area-weighted means over the sphere
     "evaporation_mean": ("global mean evaporation over the day", UNITS),

@@ -27,7 +27,9 @@ from climdiff.errors import ClimdiffError
 
 STANDARDIZE = "standardize"
 LOG_MINMAX = "log_minmax"
-PRECIPITATION_OFFSET = {"name": LOG_MINMAX, "offset": 0.1, "offset_units": "mm day-1"}  # c = 0.1 mm/day
+PRECIPITATION_UNITS = "mm day-1"  # what every precipitation store holds, imported or generated
+# The transform entry of precipitation stores: log(x + c) - log(c) with c = 0.1 mm/day, then min/max.
+PRECIPITATION_OFFSET = {"name": LOG_MINMAX, "offset": 0.1, "offset_units": PRECIPITATION_UNITS}
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 

@@ -26,7 +26,6 @@ from climdiff.data.importing.sources import DAYS, Timeline, build_timeline, expa
 from climdiff.data.importing.units import (
     AMOUNT,
     PRECIPITATION,
-    PRECIPITATION_UNITS,
     is_precipitation,
     parse_units,
     precipitation_units,
@@ -34,7 +33,7 @@ from climdiff.data.importing.units import (
 from climdiff.data.splits import parse_years, year_splits
 from climdiff.data.statistics import field_statistics
 from climdiff.data.store import TRAINING_KIND, AppendableStore, TimeVariable
-from climdiff.data.transforms import PRECIPITATION_OFFSET, STANDARDIZE
+from climdiff.data.transforms import PRECIPITATION_OFFSET, PRECIPITATION_UNITS, STANDARDIZE
 from climdiff.errors import ClimdiffError
 from climdiff.metadata import field_attrs
 from climdiff.progress import ProgressReporter

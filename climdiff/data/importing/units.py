@@ -22,7 +22,6 @@ import cf_units
 from climdiff.errors import ClimdiffError
 
 PRECIPITATION = "precipitation"
-PRECIPITATION_UNITS = "mm day-1"
 AMOUNT = "amount"
 RATE = "rate"
 # (target units, kind): depth first, then mass of liquid water per area (numerically the same in mm).
