@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "climdiff"
 
 # Lowest first; the same order docs/architecture.md states.
-STAGES = ("base", "data", "models", "train", "sampling", "bundle", "rollout", "evaluate", "cli")
+STAGES = ("base", "data", "models", "train", "sampling", "bundle", "rollout", "evaluate", "experiment", "cli")
 # The earlier stages each stage may import besides its own: narrower than "every earlier stage"
 # where a stage has no business with one (rollout never needs training code; evaluation reads
 # stores and needs no networks).
@@ -31,6 +31,7 @@ MAY_IMPORT = {
     "bundle": ("base", "data", "models", "sampling"),
     "rollout": ("base", "data", "models", "sampling", "bundle"),
     "evaluate": ("base", "data"),
+    "experiment": ("base", "data", "models", "train", "sampling", "bundle", "rollout", "evaluate"),
     "cli": STAGES[:-1],
 }
 
@@ -59,6 +60,7 @@ STAGE_OF = {
     "climdiff.rollout": "rollout",
     "climdiff.evaluate": "evaluate",
     "climdiff.export": "evaluate",  # reads finished stores, like evaluate
+    "climdiff.experiment": "experiment",
     "climdiff.cli": "cli",
     "climdiff.__main__": "cli",
 }
