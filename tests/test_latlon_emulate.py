@@ -3,24 +3,36 @@
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from climdiff.assets import DEFAULT_MODEL, available_models
-from climdiff.bundle import make_bundle
+from climdiff.bundle import Bundle, load_bundle, make_bundle
 from climdiff.data.latlon import LatLonGrid
 from climdiff.data.latlon_generator import generate_latlon
+from climdiff.data.seasons import year_fraction
+from climdiff.data.transforms import transform_from_normalization
+from climdiff.rollout.engine import EmulateConfig, emulate
+from climdiff.rollout.forecast import forecast, plan_forecast
+from climdiff.rollout.steppers import GuidedStepper, TracedStepper, day_stepper
 from climdiff.sampling.config import SamplerConfig
+from climdiff.seeding import keyed_generator
 from climdiff.train.loop import train_model
 from tests.test_export import cf_failures
 from tests.test_latlon_generator import SMALL_RUN
 from tests.test_latlon_training import doy_runs, latlon_store, tiny  # noqa: F401 - fixtures used below
 
 GRID = LatLonGrid(SMALL_RUN.model.n_lat, SMALL_RUN.model.n_lon)
+# The date-conditioned models below are trained a few steps only: their days are far from the data, so
+# the rollouts that test how dates reach them keep every day (no redraws, which would repeat a date).
+UNCHECKED = 1e6
+CFTIME = xr.coders.CFDatetimeCoder(use_cftime=True)
 
 
 @pytest.fixture(scope="module")
@@ -74,16 +86,99 @@ def test_guided_latlon_emulation_writes_cf_precipitation(
     assert not failures, "\n".join(failures)
 
 
-def test_a_date_conditioned_bundle_is_refused_in_one_line(
-    cli,
+@pytest.fixture(scope="module")
+def dated_bundle(
     doy_runs: dict[str, Path],  # noqa: F811 - the imported fixture
     latlon_store: Path,  # noqa: F811 - the imported fixture
-    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Bundle:
+    """A guided bundle whose IDM and discriminator both take the day of the year."""
+    path = make_bundle(
+        tmp_path_factory.mktemp("dated") / "doy.bundle",
+        data=latlon_store,
+        idm=doy_runs["idm"],
+        disc=doy_runs["disc"],
+        sampler=SamplerConfig(steps=4, guidance=2.0),
+    )
+    return load_bundle(path)
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch) -> list[np.ndarray]:
+    """Every ``doy`` a stepper is called with, in order (the steppers themselves still draw)."""
+    seen: list[np.ndarray] = []
+    draw = TracedStepper.__call__
+
+    def recorded(self, last, generators, doy=None):  # noqa: ANN001, ANN202
+        seen.append(None if doy is None else doy.numpy().copy())
+        return draw(self, last, generators, doy)
+
+    monkeypatch.setattr(TracedStepper, "__call__", recorded)
+    return seen
+
+
+def test_a_dated_stepper_gives_each_network_the_date_traced_as_eager(dated_bundle: Bundle) -> None:
+    """Traced and eager networks draw the same day for the same date; another date, another day;
+    a date-conditioned stepper refuses to draw without one."""
+    last = transform_from_normalization(dated_bundle.meta["normalization"]).forward(dated_bundle.initial_state)[None]
+    last = last.expand(2, *last.shape[1:]).contiguous()
+    cpu = torch.device("cpu")
+
+    def draw(trace: bool, doy: list[float]) -> torch.Tensor:
+        stepper = day_stepper(dated_bundle, dated_bundle.sampler, cpu, trace=trace)
+        assert isinstance(stepper, GuidedStepper) and stepper.needs_date
+        return stepper(last, [keyed_generator(0, m) for m in range(2)], torch.tensor(doy))
+
+    january, july = draw(True, [0.0, 0.0]), draw(True, [0.5, 0.5])
+    torch.testing.assert_close(january, draw(False, [0.0, 0.0]), rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(january, july, atol=1e-4)
+    with pytest.raises(ValueError, match="need the date"):
+        day_stepper(dated_bundle, dated_bundle.sampler, cpu)(last, [keyed_generator(0, m) for m in range(2)])
+
+
+def test_a_dated_emulation_passes_the_stored_date_of_every_day(
+    dated_bundle: Bundle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    bundle = make_bundle(tmp_path / "doy.bundle", data=latlon_store, idm=doy_runs["idm"], disc=doy_runs["disc"])
-    result = cli("emulate", "--checkpoint", bundle, "--days", "2", "--out", tmp_path / "r.zarr", "--quiet")
-    assert result.exit_code != 0 and "day of year" in result.stderr and "Traceback" not in result.stderr
-    assert not (tmp_path / "r.zarr").exists()
+    seen = _recording(monkeypatch)
+    config = EmulateConfig(
+        days=4, members=2, start="2003-12-30", sampler=dated_bundle.sampler, time_chunk=2, blowup_factor=UNCHECKED
+    )
+    emulate(dated_bundle, tmp_path / "run.zarr", config, quiet=True)
+    times = xr.open_zarr(tmp_path / "run.zarr", decode_times=CFTIME)["time"].values
+    expected = np.repeat(year_fraction(times)[:, None], 2, axis=1)  # both members stand on the same day
+    np.testing.assert_allclose(np.stack(seen), expected, rtol=0, atol=1e-7)
+    assert expected[2, 0] == 0.0  # the run crosses 1 January
+
+
+def test_dated_forecasts_pass_the_date_of_each_lead(
+    dated_bundle: Bundle,
+    latlon_store: Path,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = _recording(monkeypatch)
+    rollout = EmulateConfig(days=3, members=1, sampler=dated_bundle.sampler, blowup_factor=UNCHECKED)
+    plan = plan_forecast(dated_bundle, latlon_store, rollout, starts=2, start_dates=None)
+    forecast(dated_bundle, latlon_store, tmp_path / "fc.zarr", plan, batch=1, quiet=True)
+    init = xr.open_zarr(latlon_store, decode_times=CFTIME)["time"].values[list(plan.init_indices)]
+    leads = [[t + datetime.timedelta(days=lead) for lead in (1, 2, 3)] for t in init]
+    np.testing.assert_allclose(np.concatenate(seen), np.concatenate([year_fraction(d) for d in leads]), atol=1e-7)
+
+
+def test_the_date_steers_a_dated_emulation_and_not_an_undated_one(
+    dated_bundle: Bundle, generated_bundle: Path, tmp_path: Path
+) -> None:
+    def run(bundle: Bundle, start: str) -> np.ndarray:
+        out = tmp_path / f"{bundle.path.name}-{start}.zarr"
+        emulate(
+            bundle, out, EmulateConfig(days=2, start=start, sampler=bundle.sampler, blowup_factor=UNCHECKED), quiet=True
+        )
+        values = xr.open_zarr(out)["precipitation"].values
+        assert np.isfinite(values).all()
+        return values
+
+    assert not np.allclose(run(dated_bundle, "2001-01-01"), run(dated_bundle, "2001-07-02"))
+    undated = load_bundle(generated_bundle)
+    np.testing.assert_array_equal(run(undated, "2001-01-01"), run(undated, "2001-07-02"))
 
 
 def test_list_models_names_every_embedded_model_and_marks_the_default(cli) -> None:

@@ -101,8 +101,8 @@ def test_blow_up_is_redrawn_then_stops_the_member(bundle, tmp_path, monkeypatch)
     healthy = TracedStepper.__call__
     day = {"index": -1}
 
-    def member_1_blows_up(self, last, generators):  # noqa: ANN001, ANN202
-        x = healthy(self, last, generators)
+    def member_1_blows_up(self, last, generators, doy=None):  # noqa: ANN001, ANN202
+        x = healthy(self, last, generators, doy)
         if len(generators) == 3:  # a new day for the whole cohort
             day["index"] += 1
         if day["index"] >= 2 and len(generators) in (1, 3):  # member 1, alone (a redraw) or with all

@@ -245,12 +245,16 @@ def _run_members(
         completed=done,
     ) as progress:
         commit = None if after_commit is None else lambda: after_commit(min(s.days_done for s in states.values()))
-        run_blocks(stepper, member_blocks(states, config.days, config.time_chunk), store, rules, progress, commit)
+        blocks = member_blocks(states, config.days, config.time_chunk, first_day(bundle, config.start))
+        run_blocks(stepper, blocks, store, rules, progress, commit)
 
 
-def member_blocks(states: dict[int, MemberState], days: int, time_chunk: int) -> Iterator[Block]:
+def member_blocks(
+    states: dict[int, MemberState], days: int, time_chunk: int, origin: cftime.datetime
+) -> Iterator[Block]:
     """The members furthest behind, from where they stand to the end of that time chunk, until all
-    are done (made as the loop goes: each block starts where the previous ones left the states)."""
+    are done (made as the loop goes: each block starts where the previous ones left the states);
+    every member's day 0 falls on ``origin``."""
     while True:
         todo = [m for m in states if states[m].days_done < days]
         if not todo:
@@ -258,4 +262,4 @@ def member_blocks(states: dict[int, MemberState], days: int, time_chunk: int) ->
         first = min(states[m].days_done for m in todo)
         cohort = [m for m in todo if states[m].days_done == first]
         stop = min(days, (first // time_chunk + 1) * time_chunk)
-        yield Block(cohort, [states[m] for m in cohort], first, stop)
+        yield Block(cohort, [states[m] for m in cohort], first, stop, [origin] * len(cohort))

@@ -31,7 +31,7 @@ from climdiff.finite import require_finite
 from climdiff.progress import ProgressReporter
 from climdiff.resume import claim_output
 from climdiff.rollout.blocks import Block, BlockRules, run_blocks
-from climdiff.rollout.calendar import parse_date, time_units
+from climdiff.rollout.calendar import add_days, parse_date, time_units
 from climdiff.rollout.engine import EmulateConfig, provenance, store_layout, value_limit
 from climdiff.rollout.policy import chains_per_call
 from climdiff.rollout.steppers import DayStepper, day_stepper
@@ -182,9 +182,13 @@ def forecast(
 def _group_block(
     reference: xr.Dataset, variable: str, config: ForecastConfig, starts: list[int], transform: Transform
 ) -> Block:
-    """Every lead of the chains (start, member) of ``starts``, start-major."""
+    """Every lead of the chains (start, member) of ``starts``, start-major; lead 1 (day 0) is the day
+    after the start's ``init_time``."""
     chains = [(start, m) for start in starts for m in range(config.rollout.members)]
-    return Block(chains, _initial_states(reference, variable, config, starts, transform), 0, config.rollout.days)
+    times = reference["time"].values
+    origins = [add_days(times[config.init_indices[start]], 1) for start, _ in chains]
+    states = _initial_states(reference, variable, config, starts, transform)
+    return Block(chains, states, 0, config.rollout.days, origins)
 
 
 def _initial_states(

@@ -19,6 +19,10 @@ calls, so a resumed run (whose first calls fall on other days) would not be bit-
 uninterrupted one. They run the same operations as the eager networks and agree with them (tests check
 both). ``trace=False`` keeps the networks eager, and so does any model that cannot be traced (with a
 warning).
+
+Networks trained with ``--day-of-year`` also take the date of the day being drawn (its year fraction,
+:func:`climdiff.data.seasons.year_fraction`): the block loop passes it when ``needs_date`` is set, and
+each stepper hands it to the networks that take it, named ``doy`` as in the networks' own signatures.
 """
 
 from __future__ import annotations
@@ -42,15 +46,19 @@ class DayStepper(Protocol):
     """Draws day n+1 for a batch of chains."""
 
     device: torch.device
+    needs_date: bool
 
     @property
     def guidance_thread(self) -> bool:
         """Whether the guidance runs on a thread of its own (recorded in stores)."""
         ...
 
-    def __call__(self, last: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    def __call__(
+        self, last: torch.Tensor, generators: Sequence[torch.Generator], doy: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``last`` (B, 2, C, H, W), oldest day first -> day n+1 (B, C, H, W) on the CPU; chain i
-        draws its noise from ``generators[i]``."""
+        draws its noise from ``generators[i]``; ``doy`` (B,) is the year fraction of each chain's day
+        n+1, required when ``needs_date``."""
         ...
 
 
@@ -63,39 +71,53 @@ class TracedStepper:
         self.sampler = sampler
         self.device = device
         self.trace = device.type == "cpu" if trace is None else trace
-        self._traced: dict[tuple[str, tuple[int, ...]], Callable[..., torch.Tensor]] = {}
+        self._traced: dict[tuple[object, ...], Callable[..., torch.Tensor]] = {}
+        self.dated = frozenset(kind for kind, takes in bundle.meta.get("day_of_year", {}).items() if takes)
+        self.needs_date = bool(self.dated & set(self.models))
 
     @property
     def guidance_thread(self) -> bool:
         return False
 
-    def network(self, kind: str, *inputs: torch.Tensor) -> Callable[..., torch.Tensor]:
-        """The model ``kind`` for inputs of these shapes: traced once per shape, else eager."""
+    def network(self, kind: str, **inputs: torch.Tensor) -> Callable[..., torch.Tensor]:
+        """The model ``kind`` for inputs of these names (in the order of its ``forward``) and shapes:
+        traced once per shape, else eager. Named inputs let a trace skip an argument the model leaves
+        at its default (the IDM's ``cond`` when it takes ``doy``)."""
         model = self.models[kind]
         if not self.trace:
             return model
-        key = (kind, *(tuple(t.shape) for t in inputs))
+        key = (kind, *((name, tuple(t.shape)) for name, t in inputs.items()))
         if key not in self._traced:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # the tracer's notes on shape checks baked in per shape
-                    self._traced[key] = torch.jit.trace(model, inputs, check_trace=False)
+                    self._traced[key] = torch.jit.trace(model, example_kwarg_inputs=inputs, check_trace=False)
             except Exception as err:  # noqa: BLE001 - any model the tracer cannot handle runs eagerly
                 warnings.warn(f"running the {kind} eagerly: it could not be traced ({err})", stacklevel=2)
                 self.trace = False
                 return model
         return self._traced[key]
 
-    def models_for(self, last: torch.Tensor) -> tuple[Denoiser, Guide | None]:
-        """The denoiser (and guide) for chains whose last two days are ``last`` (on the device).
-        Denoisers are traced without autograd, the discriminator with it (its gradient guides)."""
+    def models_for(self, last: torch.Tensor, doy: torch.Tensor | None) -> tuple[Denoiser, Guide | None]:
+        """The denoiser (and guide) for chains whose last two days are ``last`` and whose new days
+        fall at year fractions ``doy`` (both on the device). Denoisers are traced without autograd,
+        the discriminator with it (its gradient guides)."""
         raise NotImplementedError
 
-    def __call__(self, last: torch.Tensor, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    def __call__(
+        self, last: torch.Tensor, generators: Sequence[torch.Generator], doy: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if self.needs_date and doy is None:
+            raise ValueError(f"this bundle's {' and '.join(sorted(self.dated))} need the date of the day drawn (doy)")
         last = last.to(self.device)
-        denoiser, guide = self.models_for(last)
+        doy = None if doy is None else doy.to(self.device, torch.float32)
+        denoiser, guide = self.models_for(last, doy)
         with torch.no_grad(), torch.jit.optimized_execution(False):
             return edm_sample(denoiser, last[:, 1].shape, generators, self.sampler, guide, device=self.device).cpu()
+
+    def date_of(self, kind: str, doy: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        """``{"doy": doy}`` for a network that takes the date, else nothing."""
+        return {"doy": doy} if kind in self.dated and doy is not None else {}
 
     @staticmethod
     def probe(last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -107,11 +129,12 @@ class TracedStepper:
 class UnguidedStepper(TracedStepper):
     """The IDM alone: each day is drawn from the image model, whatever the days before it."""
 
-    def models_for(self, last: torch.Tensor) -> tuple[Denoiser, Guide | None]:
+    def models_for(self, last: torch.Tensor, doy: torch.Tensor | None) -> tuple[Denoiser, Guide | None]:
         x0, s0, _ = self.probe(last)
+        date = self.date_of("idm", doy)
         with torch.no_grad():
-            idm = self.network("idm", x0, s0)
-        return (lambda x, s: idm(x, s)), None
+            idm = self.network("idm", x=x0, sigma=s0, **date)
+        return (lambda x, s: idm(x=x, sigma=s, **date)), None
 
 
 class GuidedStepper(UnguidedStepper):
@@ -140,21 +163,23 @@ class GuidedStepper(UnguidedStepper):
     def guidance_thread(self) -> bool:
         return self.executor is not None
 
-    def models_for(self, last: torch.Tensor) -> tuple[Denoiser, Guide | None]:
-        denoiser, _ = super().models_for(last)
+    def models_for(self, last: torch.Tensor, doy: torch.Tensor | None) -> tuple[Denoiser, Guide | None]:
+        denoiser, _ = super().models_for(last, doy)
         x0, s0, cond = self.probe(last)
-        disc = self.network("disc", x0, s0, cond)
-        return denoiser, discriminator_guide(disc, cond, self.sampler, self.executor)
+        date = self.date_of("disc", doy)
+        disc = self.network("disc", candidate=x0, sigma=s0, cond=cond, **date)
+        return denoiser, discriminator_guide(disc, cond, self.sampler, self.executor, date.get("doy"))
 
 
 class VDMStepper(TracedStepper):
     """The video diffusion baseline: D(x; sigma, days n and n-1), sampled without guidance."""
 
-    def models_for(self, last: torch.Tensor) -> tuple[Denoiser, Guide | None]:
+    def models_for(self, last: torch.Tensor, doy: torch.Tensor | None) -> tuple[Denoiser, Guide | None]:
         x0, s0, cond = self.probe(last)
+        date = self.date_of("vdm", doy)
         with torch.no_grad():
-            vdm = self.network("vdm", x0, s0, cond)
-        return (lambda x, s: vdm(x, s, cond)), None
+            vdm = self.network("vdm", x=x0, sigma=s0, cond=cond, **date)
+        return (lambda x, s: vdm(x=x, sigma=s, cond=cond, **date)), None
 
 
 def day_stepper(
@@ -167,12 +192,6 @@ def day_stepper(
 ) -> DayStepper:
     """The stepper for ``bundle``'s models and ``sampler``'s guidance strength; ``guide_thread``
     puts the guidance on a thread of its own where there is guidance, on a CPU."""
-    dated = sorted(kind for kind, takes in bundle.meta.get("day_of_year", {}).items() if takes)
-    if dated:
-        raise ClimdiffError(
-            f"this bundle's {' and '.join(dated)} condition on the day of year, which the rollout does not pass yet "
-            "(train without --day-of-year to emulate; see docs/latlon_models.md)"
-        )
     if "vdm" in bundle.models:
         if sampler.guidance > 0:
             raise ClimdiffError("a VDM bundle samples without guidance (use --guidance 0)")
