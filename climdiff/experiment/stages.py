@@ -178,24 +178,19 @@ def plan_stages(ctx: Context) -> list[Stage]:
         Stage(f"forecast-{m}", lambda m=m: _complete(read_header(layout.forecast(m))), lambda m=m: _forecast(ctx, m))
         for m in METHODS
     ]
-    long = (p.long_members, p.long_years, p.long_days)
-    stages += [
-        Stage(
-            f"rollout-{m}",
-            lambda m=m: _complete(read_header(layout.long(m))),
-            lambda m=m: _long(ctx, m, layout.long(m), *long),
-        )
-        for m in METHODS
-    ]
-    century = (p.century_members, p.century_years, p.century_days)
-    stages += [
-        Stage(
-            f"century-{m}",
-            lambda m=m: _complete(read_header(layout.century(m))),
-            lambda m=m: _long(ctx, m, layout.century(m), *century),
-        )
-        for m in p.century
-    ]
+    runs = (
+        ("rollout", METHODS, layout.long, (p.long_members, p.long_years, p.long_days)),
+        ("century", p.century, layout.century, (p.century_members, p.century_years, p.century_days)),
+    )
+    for prefix, methods, where, length in runs:
+        stages += [
+            Stage(
+                f"{prefix}-{m}",
+                lambda m=m, w=where: _complete(read_header(w(m))),
+                lambda m=m, w=where, n=length: _long(ctx, m, w(m), *n),
+            )
+            for m in methods
+        ]
     stages += [
         Stage(
             f"evaluate-{name}",
@@ -278,7 +273,7 @@ def run_compare(
         (out / folder).mkdir(exist_ok=True)
     done: dict[str, Any] = read_record(out)["stages"] if resume else {}
     _write_record(out, config, done, complete=False)
-    ctx = Context(Path(data), Layout(out, protocol), threads, quiet, command)
+    ctx = Context(Path(data).resolve(), Layout(out, protocol), threads, quiet, command)
     report = Stage("report", lambda: False, lambda: write_report(ctx.layout, read_record(out)["stages"], command))
     stages = [*plan_stages(ctx), report]
 
