@@ -239,7 +239,7 @@ def read_record(out: Path) -> dict[str, Any]:
 
 
 def stage_names(protocol: CompareProtocol) -> list[str]:
-    """The names of the protocol's stages, in order (for --until and the docs)."""
+    """The names of the protocol's stages, in order (what --until accepts)."""
     ctx = Context(Path(), Layout(Path(), protocol), None, True, "")
     return [stage.name for stage in plan_stages(ctx)] + ["report"]
 
