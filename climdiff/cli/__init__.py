@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from climdiff import __version__
-from climdiff.cli import data
+from climdiff.cli import data, experiment
 from climdiff.cli.bundle import bundle
 from climdiff.cli.emulate import emulate
 from climdiff.cli.evaluate import evaluate
@@ -31,6 +31,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(experiment.app, name="experiment")
 app.command()(train)
 app.command()(bundle)
 app.command()(emulate)
