@@ -91,13 +91,13 @@ def emulation_store(path: Path, values: np.ndarray, lat: np.ndarray) -> Path:
         layout,
         config={"synthetic": True},
         members=len(values),
-        days=DAYS,
+        days=values.shape[1],
         time_units=TIME_UNITS,
         time_chunk=365,
         attrs={"Conventions": "CF-1.10"},
     )
     for member, series in enumerate(values):
-        state = MemberState(torch.zeros(2, 1, NLAT, NLON), torch.Generator(), days_done=DAYS)
+        state = MemberState(torch.zeros(2, 1, NLAT, NLON), torch.Generator(), days_done=values.shape[1])
         store.write_block(member, 0, series, state)
     store.finish()
     return path
@@ -163,3 +163,17 @@ def test_wet_days_seasons_and_drift_match_the_synthetic_truth(evaluations: dict[
         assert drift["value"] is not None and drift["units"] == UNITS
     bias = entries(out, metric="mean_absolute_bias", source="wetter")[0]
     assert bias["value"] > 0 and bias["low"] > 0
+
+
+def test_a_run_shorter_than_a_year_gets_its_autocorrelation_from_the_reference_climatology(tmp_path: Path) -> None:
+    """200 days: the run's own day-of-year mean would be the run itself; the reference's fitted
+    climatology leaves the latent field's persistence to be measured, as in the reference."""
+    ref = reference_store(tmp_path / "reference.zarr", precipitation(1, members=1)[0], LAT_N_TO_S)
+    run = emulation_store(tmp_path / "short.zarr", precipitation(3, members=1)[:, :200], LAT_N_TO_S)
+    out = evaluate([run], ref, tmp_path / "ev", metrics=["temporal", "stability"], settings=SETTINGS, quiet=True)
+    lag1 = {e["source"]: e for e in entries(out, metric="autocorrelation_lag1")}
+    assert lag1["short"]["low"] < lag1["reference"]["value"] < lag1["short"]["high"]
+    assert lag1["reference"]["value"] > 0.1  # rain amounts are independent from day to day: the occurrence persists
+    assert len(entries(out, family="temporal", source="short")) == 11  # lags 1-10 and the Hovmoller distance
+    phase = entries(out, metric="seasonal_phase", source="short")[0]
+    assert phase["value"] is not None and phase["low"] is None  # no complete year: no interval
