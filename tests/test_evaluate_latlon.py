@@ -5,6 +5,8 @@ the layouts the climate path writes, with latitudes north to south and south to 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -177,3 +179,23 @@ def test_a_run_shorter_than_a_year_gets_its_autocorrelation_from_the_reference_c
     assert len(entries(out, family="temporal", source="short")) == 11  # lags 1-10 and the Hovmoller distance
     phase = entries(out, metric="seasonal_phase", source="short")[0]
     assert phase["value"] is not None and phase["low"] is None  # no complete year: no interval
+
+
+def test_the_targets_table_reads_the_evaluation(evaluations: dict[str, Path]) -> None:
+    """benchmarks/latlon_targets.py: a row per target, the run's wet-day frequency met (its wet
+    days are those of the reference's process) and its std missed (its amounts are 1.5 x)."""
+    script = [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "latlon_targets.py")]
+    out = subprocess.run(
+        [*script, str(evaluations["north_first"]), "--guided", "wetter"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.stdout.splitlines()}
+    assert rows["target"] == "| target | tolerance | reference | wetter |"
+    assert len([name for name in rows if name.startswith("autocorrelation lag")]) == 10
+    assert rows["wet-day frequency"].endswith(": met |")
+    assert ": missed by " in rows["(std over cells and days)"]
+    assert "(whole run)" in rows["seasonal phase, last decade"]  # three years: no decades
+    wrong = subprocess.run(
+        [*script, str(evaluations["north_first"]), "--guided", "nope"], capture_output=True, text=True
+    )
+    assert wrong.returncode != 0 and "no run labelled nope" in wrong.stderr
