@@ -13,7 +13,7 @@ from scipy import stats
 from climdiff.evaluate.bias import area_mean_moments, bias_map, mean_absolute_bias, mean_and_std, std_of_moments
 from climdiff.evaluate.bootstrap import bootstrap_ci
 from climdiff.evaluate.core import Settings, map_for_plot
-from climdiff.evaluate.eofs import explained_variance, leading_eofs
+from climdiff.evaluate.eofs import explained_variance_of_days, gram_of_days, leading_eofs
 from climdiff.evaluate.extremes import (
     exceedance_statistics,
     exceedance_summaries,
@@ -461,13 +461,16 @@ def test_dask_backed_inputs_give_the_in_memory_results() -> None:
     np.testing.assert_allclose(value_histogram(lazy, edges).values, value_histogram(field, edges).values)
 
 
-def test_explained_variance_alone_equals_that_of_the_full_eofs() -> None:
+def test_explained_variance_of_resampled_days_from_one_gram_matrix_equals_that_of_their_eofs() -> None:
     rng = np.random.default_rng(3)
-    for samples in (30, 80):  # fewer and more samples than cells (both Gram matrices)
-        field = xr.DataArray(rng.standard_normal((samples, 6, 8)), dims=("time", "y", "x"))
-        np.testing.assert_allclose(
-            explained_variance(field, 4).values, leading_eofs(field, 4)["explained_variance"].values, rtol=1e-10
-        )
+    for samples in (30, 80):  # fewer and more samples than cells
+        field = xr.DataArray(rng.standard_normal((samples, 6, 8)) + 2.0, dims=("time", "y", "x"))
+        gram = gram_of_days(field)
+        everything = explained_variance_of_days(gram, np.arange(samples), 4)
+        np.testing.assert_allclose(everything.values, leading_eofs(field, 4)["explained_variance"].values, rtol=1e-10)
+        days = rng.integers(0, samples, size=samples)  # a resample: days repeated and reordered
+        resampled = leading_eofs(field.isel(time=days), 4)["explained_variance"].values
+        np.testing.assert_allclose(explained_variance_of_days(gram, days, 4).values, resampled, rtol=1e-9)
 
 
 def test_a_statistic_every_resample_inflates_gets_the_basic_interval_below_it() -> None:
@@ -477,6 +480,11 @@ def test_a_statistic_every_resample_inflates_gets_the_basic_interval_below_it() 
     since the estimate is itself inflated by about as much, and here holds the population value
     (1/36: the covariance is the identity)."""
     field = xr.DataArray(np.random.default_rng(0).standard_normal((200, 6, 6)), dims=("time", "y", "x"))
-    interval = bootstrap_ci(lambda d: explained_variance(d, 1).isel(mode=0), field, "time", n_resamples=100)
+    gram, days = gram_of_days(field), xr.DataArray(np.arange(200), dims="time")
+
+    def largest_share(d: xr.DataArray) -> xr.DataArray:
+        return explained_variance_of_days(gram, d.values, 1).isel(mode=0)
+
+    interval = bootstrap_ci(largest_share, days, "time", n_resamples=100)
     assert str(interval["method"].values) == "basic"
     assert float(interval["low"]) < 1 / 36 < float(interval["high"]) < float(interval["estimate"])
