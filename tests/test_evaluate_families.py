@@ -3,15 +3,17 @@ on cases with known answers and against independent implementations (scipy, nump
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import xarray as xr
 from scipy import stats
 
-from climdiff.evaluate.bias import bias_map, mean_absolute_bias, mean_and_std
+from climdiff.evaluate.bias import area_mean_moments, bias_map, mean_absolute_bias, mean_and_std, std_of_moments
 from climdiff.evaluate.bootstrap import bootstrap_ci
-from climdiff.evaluate.core import map_for_plot
-from climdiff.evaluate.eofs import explained_variance, leading_eofs
+from climdiff.evaluate.core import Settings, map_for_plot
+from climdiff.evaluate.eofs import explained_variance_of_days, gram_of_days, leading_eofs
 from climdiff.evaluate.extremes import (
     exceedance_statistics,
     exceedance_summaries,
@@ -20,8 +22,16 @@ from climdiff.evaluate.extremes import (
     waiting_times,
 )
 from climdiff.evaluate.hovmoller import hovmoller, row_wasserstein
-from climdiff.evaluate.spectra import zonal_power_spectrum
-from climdiff.evaluate.stability import annual_mean_series, linear_drift, seasonal_cycle
+from climdiff.evaluate.sources import Source
+from climdiff.evaluate.spectra import carrying_wavenumbers, spectral_max_relative_error, zonal_power_spectrum
+from climdiff.evaluate.stability import (
+    annual_mean_series,
+    linear_drift,
+    northern_hemisphere,
+    seasonal_cycle,
+    seasonal_headlines,
+    stability_family,
+)
 from climdiff.evaluate.weights import area_mean
 from climdiff.evaluate.wetdays import wet_day_indicators, wet_day_maps, wet_day_statistics
 
@@ -65,6 +75,15 @@ def test_mean_and_std_from_raw_moments_are_those_of_all_cell_days() -> None:
     np.testing.assert_allclose(mean_and_std(blocks["m1"], blocks["m2"]).values, [x.mean(), x.std()])
 
 
+def test_area_mean_std_is_the_spread_of_each_members_daily_area_mean() -> None:
+    x = RNG.normal(2.0, 3.0, size=(2, 40, len(LAT), 12)) + RNG.normal(size=(2, 40, 1, 1))
+    moments = area_mean_moments(latlon(x, ("member", "time", "lat", "lon")))
+    daily = np.average(x, axis=(2, 3), weights=np.broadcast_to(cos_weights((len(LAT), 12)), x.shape[2:]))
+    std = std_of_moments(moments["a1"].mean(), moments["a2"].mean())
+    assert float(std) == pytest.approx(daily.std())  # each member's deviations, not those of the member mean
+    assert float(std) > daily.mean(axis=0).std()
+
+
 def test_bias_map_is_the_long_run_difference_and_mean_absolute_bias_weights_it() -> None:
     reference = RNG.normal(size=(20, len(LAT), 12))
     pattern = np.sin(np.deg2rad(LAT))[:, None] * np.cos(np.deg2rad(30 * np.arange(12)))[None, :] + 0.1
@@ -98,6 +117,15 @@ def test_zonal_spectrum_puts_a_wave_at_its_wavenumber_and_weights_latitudes() ->
         assert float(row.sel(wavenumber=3)) == pytest.approx(expected)
         assert float(row.sel(wavenumber=0)) == pytest.approx(4.0)
         assert float(row.drop_sel(wavenumber=[0, 3]).sum()) == pytest.approx(0, abs=1e-20)
+
+
+def test_max_relative_error_counts_the_wavenumbers_carrying_one_percent_of_the_variance() -> None:
+    k = np.arange(6)
+    reference = xr.DataArray([9.0, 50.0, 49.5, 0.5, 0.0, 0.0], dims="wavenumber", coords={"wavenumber": k})
+    assert carrying_wavenumbers(reference).values.tolist() == [False, True, True, False, False, False]
+    run = reference * xr.DataArray([3.0, 1.05, 0.8, 3.0, 1.0, 1.0], dims="wavenumber", coords={"wavenumber": k})
+    assert float(spectral_max_relative_error(run, reference)) == pytest.approx(0.2)  # k = 2; not k = 0 or 3
+    assert float(spectral_max_relative_error(reference, reference)) == 0.0
 
 
 @pytest.mark.parametrize("nlon", [12, 15])
@@ -310,6 +338,61 @@ def test_seasonal_cycle_amplitude_and_phase(calendar: str, length: int) -> None:
     np.testing.assert_allclose(cycle["phase"].values, peaks, atol=1e-7)
 
 
+def seasonal_source(label: str, years: int, level, amplitude, peak, seed: int) -> Source:
+    """A noleap lat-lon source in year y = 0, 1, ... (functions of the year) whose northern rows
+    hold level(y) + amplitude(y) cos(2 pi (d - peak(y)) / 365) and whose southern rows the
+    opposite season (the global mean has none), plus noise and a pattern with no area mean."""
+    time = days(years * 365)
+    year = np.asarray(time.year) - 2001
+    doy = np.asarray(time.dayofyear)
+    season = amplitude(year) * np.cos(2 * np.pi * (doy - peak(year)) / 365)
+    noise = np.random.default_rng(seed).normal(scale=0.1, size=season.shape)
+    pattern = np.cos(np.deg2rad(30 * np.arange(12)))[None, None, :] * np.ones((1, len(LAT), 1))
+    values = (level(year) + noise)[:, None, None] + season[:, None, None] * np.sign(LAT)[None, :, None] + pattern
+    field = latlon(values[None], ("member", "time", "lat", "lon"), time=time)
+    return Source(label, Path(label), "emulation", field.assign_attrs(units="mm day-1"), "noleap")
+
+
+def test_seasonal_cycle_per_decade_and_drift_in_percent_of_the_reference_mean() -> None:
+    """A 24-year run whose cycle grows from 2 to 3 and moves from day 100 to day 130 after year
+    12, and whose level rises by 1 per century from the reference's 5 (20 % per century)."""
+    reference = seasonal_source("reference", 3, lambda y: 5.0, lambda y: 2.0, lambda y: 100.0, seed=1)
+    run = seasonal_source(
+        "run",
+        24,
+        lambda y: 5.0 + 0.01 * y,
+        lambda y: np.where(y < 12, 2.0, 3.0),
+        lambda y: np.where(y < 12, 100.0, 130.0),
+        seed=2,
+    )
+    result = stability_family(reference, [run], Settings(n_resamples=100))
+    found = {(h.metric, h.source): h for h in result.headlines}
+    expected = {"first_decade": (2.0, 100.0), "last_decade": (3.0, 130.0)}
+    for span, (amplitude, phase) in expected.items():
+        for metric, truth, tolerance in (("amplitude", amplitude, 0.02), ("phase", phase, 0.5)):
+            entry = found[(f"seasonal_{metric}_{span}", "run")]
+            assert entry.value == pytest.approx(truth, abs=tolerance)
+            assert entry.low < truth < entry.high, (span, metric)
+    assert ("seasonal_amplitude_first_decade", "reference") not in found  # 3 years: the whole record only
+    assert found[("seasonal_phase", "reference")].value == pytest.approx(100.0, abs=1.0)
+    halves = (2.0 * np.exp(2j * np.pi * 100 / 365) + 3.0 * np.exp(2j * np.pi * 130 / 365)) / 2  # as phasors
+    assert found[("seasonal_amplitude", "run")].value == pytest.approx(abs(halves), abs=0.02)
+    # the noise's standard error of a 24-year slope: 100 x 0.1 / sqrt(365 x sum (y - mean y)^2) = 0.015 per century
+    assert found[("drift_per_century", "run")].value == pytest.approx(1.0, abs=0.06)
+    drift = found[("drift_percent_per_century", "run")]
+    assert drift.units == "%" and drift.value == pytest.approx(20.0, abs=1.2)
+    assert drift.low < drift.value < drift.high < drift.low + 2.4
+
+
+def test_seasonal_phase_intervals_stay_whole_across_new_year() -> None:
+    """A cycle peaking on day 2 has resamples peaking in late December: the interval holds day 2
+    and is not the whole year."""
+    run = seasonal_source("run", 6, lambda y: 5.0, lambda y: 1.0, lambda y: 2.0 + np.where(y % 2, 3.0, -3.0), seed=3)
+    northern = area_mean(northern_hemisphere(run.field[0]))
+    phase = next(h for h in seasonal_headlines("run", northern, Settings(), "") if "phase" in h.metric)
+    assert phase.low < 2.0 < phase.high and phase.high - phase.low < 30
+
+
 # --- bootstrap ----------------------------------------------------------------------------------
 
 
@@ -378,13 +461,16 @@ def test_dask_backed_inputs_give_the_in_memory_results() -> None:
     np.testing.assert_allclose(value_histogram(lazy, edges).values, value_histogram(field, edges).values)
 
 
-def test_explained_variance_alone_equals_that_of_the_full_eofs() -> None:
+def test_explained_variance_of_resampled_days_from_one_gram_matrix_equals_that_of_their_eofs() -> None:
     rng = np.random.default_rng(3)
-    for samples in (30, 80):  # fewer and more samples than cells (both Gram matrices)
-        field = xr.DataArray(rng.standard_normal((samples, 6, 8)), dims=("time", "y", "x"))
-        np.testing.assert_allclose(
-            explained_variance(field, 4).values, leading_eofs(field, 4)["explained_variance"].values, rtol=1e-10
-        )
+    for samples in (30, 80):  # fewer and more samples than cells
+        field = xr.DataArray(rng.standard_normal((samples, 6, 8)) + 2.0, dims=("time", "y", "x"))
+        gram = gram_of_days(field)
+        everything = explained_variance_of_days(gram, np.arange(samples), 4)
+        np.testing.assert_allclose(everything.values, leading_eofs(field, 4)["explained_variance"].values, rtol=1e-10)
+        days = rng.integers(0, samples, size=samples)  # a resample: days repeated and reordered
+        resampled = leading_eofs(field.isel(time=days), 4)["explained_variance"].values
+        np.testing.assert_allclose(explained_variance_of_days(gram, days, 4).values, resampled, rtol=1e-9)
 
 
 def test_a_statistic_every_resample_inflates_gets_the_basic_interval_below_it() -> None:
@@ -394,6 +480,11 @@ def test_a_statistic_every_resample_inflates_gets_the_basic_interval_below_it() 
     since the estimate is itself inflated by about as much, and here holds the population value
     (1/36: the covariance is the identity)."""
     field = xr.DataArray(np.random.default_rng(0).standard_normal((200, 6, 6)), dims=("time", "y", "x"))
-    interval = bootstrap_ci(lambda d: explained_variance(d, 1).isel(mode=0), field, "time", n_resamples=100)
+    gram, days = gram_of_days(field), xr.DataArray(np.arange(200), dims="time")
+
+    def largest_share(d: xr.DataArray) -> xr.DataArray:
+        return explained_variance_of_days(gram, d.values, 1).isel(mode=0)
+
+    interval = bootstrap_ci(largest_share, days, "time", n_resamples=100)
     assert str(interval["method"].values) == "basic"
     assert float(interval["low"]) < 1 / 36 < float(interval["high"]) < float(interval["estimate"])

@@ -5,6 +5,8 @@ the layouts the climate path writes, with latitudes north to south and south to 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,13 +93,13 @@ def emulation_store(path: Path, values: np.ndarray, lat: np.ndarray) -> Path:
         layout,
         config={"synthetic": True},
         members=len(values),
-        days=DAYS,
+        days=values.shape[1],
         time_units=TIME_UNITS,
         time_chunk=365,
         attrs={"Conventions": "CF-1.10"},
     )
     for member, series in enumerate(values):
-        state = MemberState(torch.zeros(2, 1, NLAT, NLON), torch.Generator(), days_done=DAYS)
+        state = MemberState(torch.zeros(2, 1, NLAT, NLON), torch.Generator(), days_done=values.shape[1])
         store.write_block(member, 0, series, state)
     store.finish()
     return path
@@ -163,3 +165,37 @@ def test_wet_days_seasons_and_drift_match_the_synthetic_truth(evaluations: dict[
         assert drift["value"] is not None and drift["units"] == UNITS
     bias = entries(out, metric="mean_absolute_bias", source="wetter")[0]
     assert bias["value"] > 0 and bias["low"] > 0
+
+
+def test_a_run_shorter_than_a_year_gets_its_autocorrelation_from_the_reference_climatology(tmp_path: Path) -> None:
+    """200 days: the run's own day-of-year mean would be the run itself; the reference's fitted
+    climatology leaves the latent field's persistence to be measured, as in the reference."""
+    ref = reference_store(tmp_path / "reference.zarr", precipitation(1, members=1)[0], LAT_N_TO_S)
+    run = emulation_store(tmp_path / "short.zarr", precipitation(3, members=1)[:, :200], LAT_N_TO_S)
+    out = evaluate([run], ref, tmp_path / "ev", metrics=["temporal", "stability"], settings=SETTINGS, quiet=True)
+    lag1 = {e["source"]: e for e in entries(out, metric="autocorrelation_lag1")}
+    assert lag1["short"]["low"] < lag1["reference"]["value"] < lag1["short"]["high"]
+    assert lag1["reference"]["value"] > 0.1  # rain amounts are independent from day to day: the occurrence persists
+    assert len(entries(out, family="temporal", source="short")) == 11  # lags 1-10 and the Hovmoller distance
+    phase = entries(out, metric="seasonal_phase", source="short")[0]
+    assert phase["value"] is not None and phase["low"] is None  # no complete year: no interval
+
+
+def test_the_targets_table_reads_the_evaluation(evaluations: dict[str, Path]) -> None:
+    """benchmarks/latlon_targets.py: a row per target, the run's wet-day frequency met (its wet
+    days are those of the reference's process) and its std missed (its amounts are 1.5 x)."""
+    script = [sys.executable, str(Path(__file__).parents[1] / "benchmarks" / "latlon_targets.py")]
+    out = subprocess.run(
+        [*script, str(evaluations["north_first"]), "--guided", "wetter"], capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    rows = {line.split(" | ")[0].strip("| "): line for line in out.stdout.splitlines()}
+    assert rows["target"] == "| target | tolerance | reference | wetter |"
+    assert len([name for name in rows if name.startswith("autocorrelation lag")]) == 10
+    assert rows["wet-day frequency"].endswith(": met |")
+    assert ": missed by " in rows["(std over cells and days)"]
+    assert "(whole run)" in rows["seasonal phase, last decade"]  # three years: no decades
+    wrong = subprocess.run(
+        [*script, str(evaluations["north_first"]), "--guided", "nope"], capture_output=True, text=True
+    )
+    assert wrong.returncode != 0 and "no run labelled nope" in wrong.stderr

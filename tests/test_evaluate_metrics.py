@@ -13,8 +13,15 @@ from climdiff.evaluate.calibration import (
     rank_histogram,
     spread_skill,
 )
+from climdiff.evaluate.seasons import CLIMATOLOGY_HARMONICS
 from climdiff.evaluate.spectra import radial_power, spectral_log_error
-from climdiff.evaluate.temporal import anomalies, autocorrelation, autocorrelation_of, lagged_products
+from climdiff.evaluate.temporal import (
+    anomalies,
+    autocorrelation,
+    autocorrelation_of,
+    lagged_products,
+    seasonal_climatology,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -33,17 +40,75 @@ def test_autocorrelation_of_an_ar1_process_is_phi_to_the_lag() -> None:
     np.testing.assert_allclose(acf.values, [phi, phi**2, phi**5], atol=0.02)
 
 
+LAT, LON = np.array([-20.0, -10.0, 0.0, 10.0, 20.0]), np.arange(8) * 45.0
+PHI = 0.7
+
+
+def seasonal_field(days: int, seed: int, start: str = "2001-01-01", shift: float = 0.0, offset: float = 0.0):
+    """(time, lat, lon) on the noleap calendar: a seasonal cycle of two harmonics peaking near day
+    ``150 + shift`` plus independent unit-variance AR(1) noise (coefficient PHI) in every cell."""
+    rng = np.random.default_rng(seed)
+    time = xr.date_range(start, periods=days, freq="D", calendar="noleap", use_cftime=True)
+    angle = 2 * np.pi * (np.asarray(time.dayofyear) - 150 - shift) / 365
+    season = 2.0 * np.cos(angle) + 0.8 * np.cos(2 * angle + 1.0)
+    noise = np.empty((days, len(LAT), len(LON)))
+    noise[0] = rng.standard_normal(noise.shape[1:])
+    for t in range(1, days):
+        noise[t] = PHI * noise[t - 1] + np.sqrt(1 - PHI**2) * rng.standard_normal(noise.shape[1:])
+    values = 3.0 + offset + season[:, None, None] * np.cos(np.deg2rad(LAT))[None, :, None] + noise
+    return xr.DataArray(values, dims=("time", "lat", "lon"), coords={"time": time, "lat": LAT, "lon": LON})
+
+
+def lag1_tolerance(days: int) -> float:
+    """Four standard errors of a lag-1 sample autocorrelation of AR(1) noise pooled over the cells
+    with cos(lat) weights, sqrt((1 - phi^2) / (days x effective cells)), plus the bias of removing
+    a mean, (1 + 4 phi) / days (Kendall)."""
+    w = np.cos(np.deg2rad(LAT))
+    cells = len(LON) * w.sum() ** 2 / (w**2).sum()
+    return 4 * np.sqrt((1 - PHI**2) / (days * cells)) + (1 + 4 * PHI) / days
+
+
 def test_seasonal_anomalies_by_hand_in_memory_and_chunk_by_chunk() -> None:
-    days = 2 * 365
-    time = xr.date_range("2001-01-01", periods=days, freq="D", calendar="noleap", use_cftime=True)
-    x = RNG.normal(size=(days, 3, 4)) + 5 * np.cos(2 * np.pi * np.arange(days) / 365)[:, None, None]
-    coords = {"time": time, "lat": [-10.0, 0.0, 10.0], "lon": [0.0, 90, 180, 270]}
-    field = xr.DataArray(x, dims=("time", "lat", "lon"), coords=coords)
-    by_hand = (x.reshape(2, 365, 3, 4) - x.reshape(2, 365, 3, 4).mean(axis=0)).reshape(days, 3, 4)
-    np.testing.assert_allclose(anomalies(field, "seasonal").values, by_hand, atol=1e-12)
-    lazy = anomalies(field.chunk(time=100), "seasonal")
+    reference, run = seasonal_field(2 * 365, seed=1), seasonal_field(100, seed=2, start="2005-03-01", offset=1.0)
+    climatology = seasonal_climatology(reference)
+    assert climatology.dims == ("term", "lat", "lon") and climatology.sizes["term"] == 2 * CLIMATOLOGY_HARMONICS + 1
+
+    def design(field: xr.DataArray) -> np.ndarray:
+        angle = 2 * np.pi * (field["time"].dt.dayofyear.values - 1) / 365
+        return np.stack([np.ones_like(angle)] + [f(k * angle) for k in (1, 2, 3) for f in (np.cos, np.sin)], axis=1)
+
+    coefficients, *_ = np.linalg.lstsq(design(reference), reference.values.reshape(2 * 365, -1), rcond=None)
+    departures = run.values - (design(run) @ coefficients).reshape(run.shape)
+    by_hand = departures - departures.mean(axis=0)
+    np.testing.assert_allclose(anomalies(run, climatology).values, by_hand, atol=1e-10)
+    lazy = anomalies(run.chunk(time=30), climatology)
     assert lazy.chunks is not None
-    np.testing.assert_allclose(lazy.values, by_hand, atol=1e-12)
+    np.testing.assert_allclose(lazy.values, by_hand, atol=1e-10)
+    assert float(abs(anomalies(reference, climatology).mean("time")).max()) < 1e-10  # the fit holds the mean
+
+
+def test_autocorrelation_from_the_reference_climatology_recovers_phi() -> None:
+    """A 3-year reference and a 200-day run whose mean is 5 higher both read the noise's
+    persistence; the run's own day-of-year mean would leave nothing to correlate."""
+    reference = seasonal_field(3 * 365, seed=3)
+    climatology = seasonal_climatology(reference)
+    assert float(autocorrelation(reference, [1], climatology)[0]) == pytest.approx(PHI, abs=lag1_tolerance(3 * 365))
+    run = seasonal_field(200, seed=4, start="2010-02-01", offset=5.0)
+    assert float(autocorrelation(run, [1], climatology)[0]) == pytest.approx(PHI, abs=lag1_tolerance(200))
+
+
+def test_a_season_out_of_phase_reads_as_persistence() -> None:
+    reference = seasonal_field(3 * 365, seed=5)
+    climatology = seasonal_climatology(reference)
+    in_phase = autocorrelation(seasonal_field(200, seed=6), [1, 10], climatology)
+    shifted = autocorrelation(seasonal_field(200, seed=6, shift=365 / 2), [1, 10], climatology)
+    assert float(shifted[0]) > float(in_phase[0]) + lag1_tolerance(200)
+    assert float(shifted[1]) > 0.5 > float(in_phase[1])
+
+
+def test_the_seasonal_climatology_needs_a_year_of_reference() -> None:
+    with pytest.raises(ValueError, match="at least a year"):
+        seasonal_climatology(seasonal_field(300, seed=7))
 
 
 def test_autocorrelation_by_hand_and_from_block_means_of_the_same_products() -> None:

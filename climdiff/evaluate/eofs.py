@@ -51,14 +51,27 @@ def _weighted_anomalies(field: xr.DataArray) -> tuple[xr.DataArray, list, list, 
     return ordered, spatial, samples, root_w, (matrix - matrix.mean(axis=0)) * root_w
 
 
-def explained_variance(field: xr.DataArray, n: int = 3) -> xr.DataArray:
-    """The ``explained_variance`` of :func:`leading_eofs` alone (dims: ``mode``), from the
-    eigenvalues of the smaller of the two Gram matrices: several times cheaper than the SVD,
-    for bootstrap resamples."""
+def gram_of_days(field: xr.DataArray) -> np.ndarray:
+    """The Gram matrix (samples x samples) of the sqrt(w)-weighted anomalies of ``field``, its
+    samples (days) in storage order."""
     *_, weighted = _weighted_anomalies(field)
-    gram = weighted @ weighted.T if weighted.shape[0] <= weighted.shape[1] else weighted.T @ weighted
-    eigenvalues = np.linalg.eigvalsh(gram)[::-1]
-    total = float(np.trace(gram))
+    return weighted @ weighted.T
+
+
+def explained_variance_of_days(gram: np.ndarray, days: np.ndarray, n: int = 3) -> xr.DataArray:
+    """The ``explained_variance`` of :func:`leading_eofs` of the days at positions ``days`` (any
+    shape, repeats allowed) of a field whose :func:`gram_of_days` is ``gram`` (dims: ``mode``).
+
+    Those days' Gram matrix, centred on their own mean (H K H), has the eigenvalues of their
+    weighted covariance, so a bootstrap resample costs an eigendecomposition of at most
+    ``eof_samples`` squared and no pass over the cells.
+    """
+    positions = np.ravel(days)
+    chosen = gram[np.ix_(positions, positions)]
+    row_means = chosen.mean(axis=0)
+    centred = chosen - row_means[None, :] - row_means[:, None] + row_means.mean()
+    eigenvalues = np.linalg.eigvalsh(centred)[::-1]
+    total = float(np.trace(centred))
     n = min(n, len(eigenvalues))
     fractions = eigenvalues[:n] / total if total > 0 else np.zeros(n)
     return xr.DataArray(fractions, dims=("mode",), coords={"mode": np.arange(n)}, name="explained_variance")
@@ -112,7 +125,11 @@ def eofs_family(reference: Source, runs: list[Source], s: Settings, modes: int =
         result = leading_eofs(sample, modes)
         variance[src.label] = result["explained_variance"].values.tolist()
         patterns[src.label] = map_for_plot(result["eof"].isel(mode=0))
-        numbers = intervals(lambda d: explained_variance(d, modes), sample, "group", s, s.eof_resamples)
+        gram = gram_of_days(sample)
+        days = xr.DataArray(np.arange(gram.shape[0]).reshape(sample.sizes["group"], -1), dims=("group", "day"))
+        numbers = intervals(
+            lambda d: explained_variance_of_days(gram, d.values, modes), days, "group", s, s.eof_resamples
+        )
         for k, value in enumerate(numbers):
             out.headlines.append(headline("eofs", f"eof{k + 1}_explained_variance", src.label, value))
     out.notes.append(

@@ -45,7 +45,13 @@ class Source:
         return self.kind == FORECAST_KIND
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": self.label, "path": str(self.path), "kind": self.kind, "members": self.members}
+        out: dict[str, Any] = {
+            "label": self.label,
+            "path": str(self.path),
+            "kind": self.kind,
+            "members": self.members,
+            "calendar": self.calendar,
+        }
         if self.is_forecast:
             out.update(starts=int(self.field.sizes["init_time"]), leads=int(self.field.sizes["lead"]))
         else:

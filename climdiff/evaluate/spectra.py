@@ -25,6 +25,7 @@ from climdiff.evaluate.sources import Source, spatial_dims
 
 DEFAULT_LAT_BANDS: tuple[tuple[float, float], ...] = ((-90.0, -30.0), (-30.0, 30.0), (30.0, 90.0))
 TROPICS = (-30.0, 30.0)
+VARIANCE_SHARE = 0.01  # a wavenumber counts in the relative error where it carries 1 % of the variance
 
 
 def radial_power(field: xr.DataArray) -> xr.DataArray:
@@ -112,9 +113,25 @@ def spectral_log_error(spectrum: xr.DataArray, reference: xr.DataArray) -> xr.Da
     return abs(np.log10(spectrum.where(resolved) / reference.where(resolved))).mean()
 
 
+def carrying_wavenumbers(reference: xr.DataArray, share: float = VARIANCE_SHARE) -> xr.DataArray:
+    """Whether each wavenumber k >= 1 carries at least ``share`` of the reference's variance (the
+    power summed over k >= 1: k = 0 is the mean)."""
+    varying = reference["wavenumber"] >= 1
+    return varying & (reference >= share * reference.where(varying).sum())
+
+
+def spectral_max_relative_error(
+    spectrum: xr.DataArray, reference: xr.DataArray, share: float = VARIANCE_SHARE
+) -> xr.DataArray:
+    """max of |S / S_ref - 1| over the wavenumbers of :func:`carrying_wavenumbers` (a 0-d array),
+    0 for identical spectra: the worst relative error where the variance is."""
+    counted = carrying_wavenumbers(reference, share)
+    return abs(spectrum.where(counted) / reference.where(counted) - 1).max()
+
+
 def spectra_family(reference: Source, runs: list[Source], s: Settings) -> FamilyResult:
     """Radially averaged (square) or zonal tropical-band (lat-lon) power spectra, and the
-    spectral error :func:`spectral_log_error` of each run."""
+    spectral errors :func:`spectral_log_error` and :func:`spectral_max_relative_error` of each run."""
     out = FamilyResult("spectra")
     latlon = spatial_dims(reference.field) == ("lat", "lon")
     spectra = {}
@@ -128,8 +145,21 @@ def spectra_family(reference: Source, runs: list[Source], s: Settings) -> Family
         out.notes.append("zonal spectra of the band 30S-30N, no interval (computed over all days at once)")
     ref = spectra[reference.label].mean("block")
     for run in runs:
-        numbers = intervals(lambda d: spectral_log_error(d.mean("block"), ref), spectra[run.label], "block", s)[0]
-        out.headlines.append(headline("spectra", "spectral_log_error", run.label, numbers, ideal=0.0))
+
+        def errors(d: xr.DataArray) -> xr.DataArray:
+            spectrum = d.mean("block")
+            return xr.concat(
+                [spectral_log_error(spectrum, ref), spectral_max_relative_error(spectrum, ref)], "quantity"
+            )
+
+        log_error, relative_error = intervals(errors, spectra[run.label], "block", s)
+        out.headlines.append(headline("spectra", "spectral_log_error", run.label, log_error, ideal=0.0))
+        out.headlines.append(headline("spectra", "spectral_max_relative_error", run.label, relative_error, ideal=0.0))
+    counted = ref["wavenumber"].values[carrying_wavenumbers(ref).values]
+    out.notes.append(
+        f"max relative error over the wavenumbers carrying {VARIANCE_SHARE:.0%} of the reference's variance: "
+        + ", ".join(map(str, counted))
+    )
     out.plot = {
         "wavenumber": ref["wavenumber"].values.tolist(),
         "spectra": {label: sp.mean("block").values.tolist() for label, sp in spectra.items()},

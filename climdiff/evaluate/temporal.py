@@ -1,54 +1,79 @@
 """Temporal consistency (the ``temporal`` family): the area-weighted autocorrelation of anomalies
 at lags 1..10, and the Wasserstein-1 distance between consecutive Hovmoller rows.
 
-Anomalies are taken from the overall mean (square domain) or from the day-of-year climatology
-(lat-lon data with a seasonal cycle). The autocorrelation at lag l is the mean over cells (area
-weights), members and times t of a(t) a(t+l), divided by that of a(t)^2: the per-day area means
-of these products are the summaries that blocks and bootstrap resamples average.
+Anomalies on the square domain are taken from each source's overall mean (its forcing is
+statistically stationary). On lat-lon data they are taken from the *reference's* seasonal
+climatology, a smooth per-cell fit of a mean plus :data:`~climdiff.evaluate.seasons.CLIMATOLOGY_HARMONICS`
+annual harmonics (:mod:`climdiff.evaluate.seasons`), for the reference and every run alike, and
+each source's remaining per-cell time mean is removed too. So a run of any length gets numbers
+(its own day-of-year mean would be the run itself below two years), a 4-year reference keeps its
+day-to-day variability (a mean of 4 samples per day of year would take a quarter of it), a mean
+bias does not read as persistence, and a wrong seasonal cycle does: it is left in the anomalies
+and lasts from one day to the next.
+
+The autocorrelation at lag l is the mean over cells (area weights), members and times t of
+a(t) a(t+l), divided by that of a(t)^2: the per-day area means of these products are the
+summaries that blocks and bootstrap resamples average.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Callable, Sequence
 
 import dask
 import numpy as np
 import xarray as xr
 
+from climdiff.evaluate.bias import sample_dims
 from climdiff.evaluate.core import FamilyResult, Settings, blocks, headline, intervals, members_pooled
 from climdiff.evaluate.hovmoller import hovmoller, row_wasserstein
+from climdiff.evaluate.seasons import CLIMATOLOGY_HARMONICS, fit_harmonics, harmonic_values
 from climdiff.evaluate.sources import Source, spatial_dims
 from climdiff.evaluate.weights import area_mean
 
 LAGS = tuple(range(1, 11))
 ACF_KEYS = ("acf", "acf_low", "acf_high")  # the plot's estimate, low and high per lag
-Climatology = Literal["overall", "seasonal"]
 
 
-def anomalies(field: xr.DataArray, climatology: Climatology = "overall") -> xr.DataArray:
-    """``field`` minus its overall mean or day-of-year climatology.
+def seasonal_climatology(reference: xr.DataArray, harmonics: int = CLIMATOLOGY_HARMONICS) -> xr.DataArray:
+    """Per cell, the coefficients (dim ``term``) of a mean plus ``harmonics`` annual harmonics
+    fitted to ``reference`` (members averaged); it must span at least a year."""
+    pooled = members_pooled(reference)
+    year = int(pooled["time"].dt.days_in_year.values.min())
+    if pooled.sizes["time"] < year:
+        raise ValueError(f"the seasonal climatology needs a reference of at least a year ({year} days)")
+    return fit_harmonics(pooled, harmonics)
 
-    The climatology is small and computed at once: left lazy, dask would keep every chunk of a
-    dask-backed field in memory between computing the mean and subtracting it, so memory would
-    grow with the run length; computed first, the field is streamed twice instead. The seasonal
-    one is subtracted chunk by chunk (a grouped subtraction would build a task per day of year
-    and chunk: minutes of scheduling for a few years of data).
-    """
-    if climatology == "overall":
-        return field - field.mean().compute()
-    normal = field.groupby("time.dayofyear").mean("time").compute()
 
-    def subtract(part: xr.DataArray) -> xr.DataArray:
-        return part - normal.sel(dayofyear=part["time"].dt.dayofyear).drop_vars("dayofyear")
-
+def _chunkwise(field: xr.DataArray, change: Callable[[xr.DataArray], xr.DataArray]) -> xr.DataArray:
+    """``change`` applied chunk by chunk along time (in one go on in-memory data): a grouped or
+    broadcast subtraction would build a task per day, minutes of scheduling for a few years."""
     if field.chunks is None:
-        return subtract(field)
-    return field.map_blocks(subtract, template=field.astype(np.result_type(field.dtype, normal.dtype)))
+        return change(field)
+    return field.map_blocks(change, template=field.astype(np.float64))
+
+
+def anomalies(field: xr.DataArray, climatology: xr.DataArray | None = None) -> xr.DataArray:
+    """``field`` minus its overall mean (``climatology`` None), or minus the seasonal
+    ``climatology`` of :func:`seasonal_climatology` and then minus the remaining per-cell mean
+    over time and members (the source's own offset).
+
+    What is subtracted is small and computed at once: left lazy, dask would keep every chunk of a
+    dask-backed field in memory between computing a mean and subtracting it, so memory would
+    grow with the run length; computed first, the field is streamed twice instead.
+    """
+    if climatology is None:
+        return field - field.mean().compute()
+
+    def departures(part: xr.DataArray) -> xr.DataArray:
+        return part - harmonic_values(climatology, part["time"])
+
+    offset = _chunkwise(field, departures).mean(sample_dims(field)).compute()
+    return _chunkwise(field, lambda part: departures(part) - offset)
 
 
 def lagged_products(
-    field: xr.DataArray, lags: Sequence[int] = LAGS, climatology: Climatology = "overall"
+    field: xr.DataArray, lags: Sequence[int] = LAGS, climatology: xr.DataArray | None = None
 ) -> xr.DataArray:
     """Per day t: the area mean of a(t) a(t + l) for l = 0 and each lag, members averaged (dims:
     ``lag``, ``time``). The last l days have no partner at lag l and are missing there."""
@@ -66,7 +91,7 @@ def autocorrelation_of(products: xr.DataArray, dim: str = "time") -> xr.DataArra
 
 
 def autocorrelation(
-    field: xr.DataArray, lags: Sequence[int] = LAGS, climatology: Climatology = "overall"
+    field: xr.DataArray, lags: Sequence[int] = LAGS, climatology: xr.DataArray | None = None
 ) -> xr.DataArray:
     """Autocorrelation along ``time`` at each lag (dims: ``lag``); other dims are averaged."""
     return autocorrelation_of(lagged_products(field, lags, climatology))
@@ -76,7 +101,8 @@ def temporal_family(reference: Source, runs: list[Source], s: Settings) -> Famil
     """Autocorrelation at lags 1..10 and the Wasserstein-1 distance between consecutive
     Hovmoller rows (its mean as the headline, its distribution and the diagrams as plots)."""
     out = FamilyResult("temporal")
-    climatology: Climatology = "seasonal" if spatial_dims(reference.field) == ("lat", "lon") else "overall"
+    latlon = spatial_dims(reference.field) == ("lat", "lon")
+    climatology = seasonal_climatology(reference.field) if latlon else None
     acf, w1, diagrams = {}, {}, {}
     for src in [reference, *runs]:
         if src.days <= max(LAGS):
@@ -88,15 +114,20 @@ def temporal_family(reference: Source, runs: list[Source], s: Settings) -> Famil
         products, rows, first = dask.compute(products, rows, first.isel(time=slice(0, s.hovmoller_days)))
         acf[src.label] = intervals(lambda d: autocorrelation_of(d, "block"), products, "block", s)
         for lag, numbers in zip(LAGS, acf[src.label], strict=True):
-            if lag in (1, 5, 10):
-                out.headlines.append(headline("temporal", f"autocorrelation_lag{lag}", src.label, numbers))
+            out.headlines.append(headline("temporal", f"autocorrelation_lag{lag}", src.label, numbers))
         row_blocks = blocks(rows, s.block_days) if rows.sizes["time"] >= 2 else rows.rename(time="block")
         w1_mean = intervals(lambda d: d.mean("block"), row_blocks, "block", s)[0]
         units = src.field.attrs.get("units", "")
         out.headlines.append(headline("temporal", "hovmoller_w1_mean", src.label, w1_mean, units=units))
         w1[src.label] = rows.values.tolist()
         diagrams[src.label] = first.values.tolist()
-    out.notes.append(f"autocorrelation of anomalies from the {climatology} climatology, area-weighted")
+    if latlon:
+        out.notes.append(
+            f"autocorrelation of anomalies from the reference's seasonal climatology (a mean and "
+            f"{CLIMATOLOGY_HARMONICS} annual harmonics per cell), each source's own mean offset removed; area-weighted"
+        )
+    else:
+        out.notes.append("autocorrelation of anomalies from each source's overall mean, area-weighted")
     out.plot = {
         "lags": list(LAGS),
         **{key: {k: [v[i] for v in vals] for k, vals in acf.items()} for i, key in enumerate(ACF_KEYS)},
