@@ -9,7 +9,8 @@ from typing import Any
 from climdiff.atomic import atomic_write_bytes
 
 
-def _cell(entry: dict[str, Any] | None) -> str:
+def headline_cell(entry: dict[str, Any] | None) -> str:
+    """One results.json headline as a report cell: the value with its interval, "-" where absent."""
     if entry is None:
         return "-"
     if entry["value"] is None:
@@ -37,7 +38,9 @@ def main_table(document: dict[str, Any], leads: set[int] | None = None) -> list[
             name += f" ({units})"
         ideal = next(iter(cells.values())).get("ideal")
         ideal_text = "-" if ideal is None else f"{ideal:g}"
-        lines.append(f"| {family} | {name} | {ideal_text} | " + " | ".join(_cell(cells.get(s)) for s in sources) + " |")
+        lines.append(
+            f"| {family} | {name} | {ideal_text} | " + " | ".join(headline_cell(cells.get(s)) for s in sources) + " |"
+        )
     return lines
 
 

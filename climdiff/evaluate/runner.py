@@ -160,22 +160,22 @@ def evaluate(
         "metrics": [asdict(h) for f in families for h in results[f].headlines],
         "notes": {f: results[f].notes for f in families},
     }
-    document = _json_safe(document)
+    document = json_safe(document)
     atomic_write_bytes(out / "results.json", json.dumps(document, indent=2, allow_nan=False).encode())
     write_report(out / "report.md", document)
     _write_header(out, config, complete=True)
     return out
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """NaN and infinities (e.g. a statistic of a run whose members all stopped) become null:
     strict JSON readers refuse them."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 

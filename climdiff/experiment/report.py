@@ -18,9 +18,9 @@ import zarr
 
 from climdiff import __version__
 from climdiff.atomic import atomic_write_bytes
-from climdiff.evaluate.report import _cell as cell
+from climdiff.evaluate.report import headline_cell as cell
 from climdiff.evaluate.report import main_table
-from climdiff.evaluate.runner import _json_safe as json_safe
+from climdiff.evaluate.runner import json_safe
 from climdiff.experiment.cost import cost_comparison, training_cost
 from climdiff.experiment.layout import Layout
 from climdiff.models.presets import MODEL_KINDS
