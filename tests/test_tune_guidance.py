@@ -225,6 +225,17 @@ def test_search_refines_around_a_known_minimum_and_reuses_lambda_zero() -> None:
         calls.append(c)
         return (c.guidance - 9.0) ** 2 + (0.0 if c.window == 5.0 or c.guidance == 0 else 10.0)
 
-    best = search(score, TuneConfig(lambdas=(0.0, 4.0, 16.0), windows=(None, 5.0), refine=3, **{"days": 11}))
+    best = search(score, TuneConfig(lambdas=(0.0, 4.0, 16.0), windows=(None, 5.0), refine=3, days=11))
     assert best.window == 5.0 and abs(best.guidance - 9.0) < 1.0
     assert len(calls) == len(set(calls)) and sum(c.guidance == 0 for c in calls) == 1
+
+
+def test_search_refines_towards_lambda_zero_at_the_grid_window() -> None:
+    calls: list[Candidate] = []
+
+    def score(c: Candidate) -> float:
+        calls.append(c)
+        return c.guidance
+
+    best = search(score, TuneConfig(lambdas=(0.0, 4.0, 16.0), windows=(5.0, None), refine=1, days=11))
+    assert best == Candidate(0.0, None) and calls[-1] == Candidate(1.53, 5.0)

@@ -183,7 +183,7 @@ def search(evaluate: Callable[[Candidate], float], config: TuneConfig) -> Candid
     for window in config.windows[1:]:
         if best.guidance > 0:
             run(Candidate.of(best.guidance, window))
-    window = min(scores, key=scores.get).window
+    window = config.windows[0]  # where lambda = 0 is best, refine towards it at the grid's window
     for _ in range(config.refine):
         best = min(scores, key=scores.get)
         window = best.window if best.guidance > 0 else window
