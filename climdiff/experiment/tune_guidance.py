@@ -240,8 +240,8 @@ def tune_guidance(
         "bundle_sha256": bundle.meta["bundle_sha256"],
         "data": str(data.resolve()),
         "split": [lo, hi],
-        "starts": dates,
         **dataclasses.asdict(config),
+        "start_dates": dates,
         "tolerances": TOLERANCES,
     }
     header = read_json_header(work / HEADER_FILE)
