@@ -84,7 +84,7 @@ SETTINGS_KEYS = ("mode", "sampler", *SHARED_KEYS, "initial_dates")
 
 
 # Settings added later: hashed only when present, so bundles written before them still verify.
-OPTIONAL_SETTINGS_KEYS = ("day_of_year",)
+OPTIONAL_SETTINGS_KEYS = ("day_of_year", "tuning")
 
 
 def _settings(meta: dict[str, Any]) -> dict[str, Any]:
@@ -176,21 +176,54 @@ def make_bundle(
     state = out / INITIAL_STATE_FILE
     atomic_write(state, lambda tmp: save_file({"frames": frames}, str(tmp), metadata={"dates": json.dumps(dates)}))
     files[state.name] = file_sha256(state)
-    meta = {
-        "kind": BUNDLE_KIND,
-        "format_version": FORMAT_VERSION,
-        "name": name or out.stem,
-        "climdiff_version": __version__,
-        **settings,
+    models = {
         "models": {kind: f"{kind}.safetensors" for kind in parts},
         "parameters": {kind: headers[kind]["parameters"] for kind in parts},
         "provenance": {kind: headers[kind].get("provenance") for kind in parts},
+    }
+    return _write_meta(out, name or out.stem, models, files, settings)
+
+
+def _write_meta(out: Path, name: str, models: dict[str, Any], files: dict[str, str], settings: dict[str, Any]) -> Path:
+    """Write ``bundle.json`` last (a bundle is complete once it exists), hashed over files and settings;
+    ``models`` describes the networks (file names, parameter counts, provenance)."""
+    meta = {
+        "kind": BUNDLE_KIND,
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "climdiff_version": __version__,
+        **models,
+        **settings,
         "files": files,
         "bundle_sha256": _bundle_digest(files, settings),
         "complete": True,
     }
     atomic_write_bytes(out / BUNDLE_FILE, json.dumps(meta, indent=2).encode())
     return out
+
+
+def derive_bundle(
+    source: Bundle,
+    out: Path,
+    *,
+    sampler: SamplerConfig,
+    tuning: dict[str, Any],
+    name: str | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """A new bundle at ``out``: ``source``'s models and initial state with other sampler settings and
+    the record of how they were chosen (``tuning``, shown by `climdiff info` and hashed like every
+    setting). The source, embedded or not, is never modified."""
+    out = Path(out)
+    settings = {**_settings(source.meta), "sampler": sampler.to_dict(), "tuning": tuning}
+    claim_output(
+        out, kind=BUNDLE_KIND, config=settings, overwrite=overwrite, header=read_bundle_header(out), noun="bundle"
+    )
+    out.mkdir(exist_ok=True)
+    for file in source.meta["files"]:
+        atomic_write(out / file, lambda tmp, src=source.path / file: shutil.copyfile(src, tmp))
+    models = {key: source.meta[key] for key in ("models", "parameters", "provenance") if key in source.meta}
+    return _write_meta(out, name or out.stem, models, dict(source.meta["files"]), settings)
 
 
 def read_bundle_header(out: Path) -> OutputHeader | None:
@@ -266,4 +299,7 @@ def describe_bundle(path: Path) -> dict[str, Any]:
         "parameters",
         "bundle_sha256",
     )
-    return {"path": str(Path(path).resolve()), "kind": BUNDLE_KIND, **{k: bundle.meta.get(k) for k in keys}}
+    summary = {"path": str(Path(path).resolve()), "kind": BUNDLE_KIND, **{k: bundle.meta.get(k) for k in keys}}
+    if "tuning" in bundle.meta:  # how a tuned bundle's sampler settings were chosen (climdiff tune-guidance)
+        summary["tuning"] = bundle.meta["tuning"]
+    return summary

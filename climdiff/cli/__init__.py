@@ -20,6 +20,7 @@ from climdiff.cli.evaluate import evaluate
 from climdiff.cli.export import export
 from climdiff.cli.info import info
 from climdiff.cli.train import train
+from climdiff.cli.tune import tune_guidance_command
 from climdiff.diskspace import NO_SPACE
 from climdiff.errors import ClimdiffError
 
@@ -38,6 +39,7 @@ app.command()(emulate)
 app.command()(evaluate)
 app.command()(info)
 app.command()(export)
+app.command("tune-guidance")(tune_guidance_command)
 
 
 def _version(value: bool) -> None:

@@ -82,16 +82,16 @@ def open_reference(path: Path, bundle: Bundle) -> xr.Dataset:
     return ds
 
 
-def spread_starts(reference: xr.Dataset, count: int, leads: int) -> list[int]:
-    """``count`` start indices spread evenly over the test split, each with its previous day
+def spread_starts(reference: xr.Dataset, count: int, leads: int, split: str = "test") -> list[int]:
+    """``count`` start indices spread evenly over the ``split`` split, each with its previous day
     and its ``leads`` verifying days inside the split."""
-    lo, hi = store_meta(reference.attrs)["split"]["test"]
+    lo, hi = store_meta(reference.attrs)["split"][split]
     first, last = lo + 1, hi - 1 - leads
     if count < 1:
         raise ClimdiffError(f"--starts must be positive, got {count}")
     if last - first + 1 < count:
         raise ClimdiffError(
-            f"the reference's test split (days {lo}..{hi - 1}) has room for {max(0, last - first + 1)} starts "
+            f"the reference's {split} split (days {lo}..{hi - 1}) has room for {max(0, last - first + 1)} starts "
             f"with {leads} verifying days each, not {count}"
         )
     return sorted({int(round(v)) for v in np.linspace(first, last, count)})
