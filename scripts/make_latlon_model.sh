@@ -2,8 +2,10 @@
 # Reproduce the embedded lat-lon default model, climdiff/assets/latlon32.bundle, with climdiff's own
 # pipeline: 12 years of daily precipitation from the moist barotropic generator on the 32 x 64 grid
 # (docs/latlon_generator.md), an IDM of the same small family as the turbulence default (pole padding,
-# area-weighted loss), a discriminator trained over the sampler's whole noise range, and a 20-step
-# sampler guided with lambda = 3 at sigma <= 5 (larger lambda made the days wetter and wilder: docs/benchmarks.md).
+# area-weighted loss), a discriminator trained over the sampler's whole noise range, both conditioned on
+# the day of the year (without it the emulated seasonal cycle had a tenth of the generator's amplitude
+# at a random phase: docs/benchmarks.md), and a 20-step sampler guided with lambda = 3 at sigma <= 5
+# (larger lambda made the days wetter and wilder: docs/benchmarks.md).
 # Usage: bash scripts/make_latlon_model.sh [WORK_DIR]      (about 1.5 hours on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +13,7 @@ work=${1:-latlon-model-work}
 guidance=${GUIDANCE:-3}
 mkdir -p "$work"
 climdiff data latlon --years 12 --seed 0 --threads 1 --out "$work/precip32.zarr"
-climdiff train idm --data "$work/precip32.zarr" --out "$work/idm" --config scripts/latlon_idm.toml --threads 1
-climdiff train disc --data "$work/precip32.zarr" --out "$work/disc" --disc-sigma-max 80 --threads 1
+climdiff train idm --data "$work/precip32.zarr" --out "$work/idm" --config scripts/latlon_idm.toml --day-of-year --threads 1
+climdiff train disc --data "$work/precip32.zarr" --out "$work/disc" --disc-sigma-max 80 --day-of-year --threads 1
 climdiff bundle --idm "$work/idm" --disc "$work/disc" --data "$work/precip32.zarr" \
     --out climdiff/assets/latlon32.bundle --name latlon32 --steps 20 --guidance "$guidance" --guidance-sigma-max 5 --overwrite
