@@ -109,6 +109,42 @@ def test_ctrl_c_exits_130_with_the_resume_line(tmp_path: Path) -> None:
     assert "Traceback" not in stderr
 
 
+def test_ctrl_c_leaves_no_traceback_from_writes_it_cut_short(tmp_path: Path) -> None:
+    """An interrupt during a zarr write can leave asyncio tasks on zarr's loop thread that asyncio
+    reports at exit (through its logger, or as 'exception ignored'); the command still ends with
+    the one resume line. The abandoned write is played by a command that schedules both reports
+    for interpreter exit, then is interrupted."""
+    script = """
+import asyncio, atexit, logging, sys
+from climdiff import cli
+
+class AbandonedWrite:
+    def __del__(self):
+        raise RuntimeError("Event loop is closed")
+
+def report_abandoned_writes():
+    try:
+        raise asyncio.CancelledError()
+    except asyncio.CancelledError:
+        logging.getLogger("asyncio").exception("Task was destroyed but it is pending!")
+    AbandonedWrite()
+
+@cli.app.command("cut-short")
+def cut_short():
+    atexit.register(report_abandoned_writes)
+    raise KeyboardInterrupt
+
+sys.argv = ["climdiff", "cut-short"]
+cli.main()
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 130
+    assert run.stderr.splitlines() == [
+        "climdiff: interrupted; everything committed so far is kept: re-run the same command to resume"
+    ]
+
+
 # --- 2. a full disk ----------------------------------------------------------------------------
 
 

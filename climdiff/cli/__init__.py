@@ -6,6 +6,7 @@ Every command validates its input and calls the library; user errors
 
 from __future__ import annotations
 
+import logging
 import sys
 import warnings
 from typing import Annotated
@@ -66,6 +67,15 @@ def _show_warning(
 INTERRUPTED = 130  # the shell's status for a command ended by SIGINT (128 + 2)
 
 
+def _quiet_abandoned_writes() -> None:
+    """After Ctrl-C, zarr's event-loop thread may still hold the chunk writes the interrupt cut
+    short; at exit asyncio reports them (cancelled, or failing on the closed loop) with tracebacks,
+    through its logger or as 'exception ignored'. Those writes were never committed, and resuming
+    redoes them, so the reports are noise after the one line that says how to resume."""
+    logging.getLogger("asyncio").disabled = True
+    sys.unraisablehook = lambda _: None
+
+
 def main() -> None:
     """Entry point: run the app, turning user errors and interrupts into clean exits."""
     warnings.showwarning = _show_warning  # one line per warning, no source excerpt
@@ -96,6 +106,7 @@ def main() -> None:
             print(f"climdiff: error: {err}", file=sys.stderr)
         sys.exit(getattr(err, "exit_code", 2))
     if code == INTERRUPTED:
+        _quiet_abandoned_writes()
         print(
             "climdiff: interrupted; everything committed so far is kept: re-run the same command to resume",
             file=sys.stderr,
