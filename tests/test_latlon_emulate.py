@@ -12,8 +12,8 @@ import pytest
 import torch
 import xarray as xr
 
-from climdiff.assets import DEFAULT_MODEL, available_models
-from climdiff.bundle import Bundle, load_bundle, make_bundle
+from climdiff.assets import DEFAULT_MODEL, available_models, embedded_bundle
+from climdiff.bundle import Bundle, load_bundle, make_bundle, read_bundle_meta
 from climdiff.data.latlon import LatLonGrid
 from climdiff.data.latlon_generator import generate_latlon
 from climdiff.data.seasons import year_fraction
@@ -187,3 +187,7 @@ def test_list_models_names_every_embedded_model_and_marks_the_default(cli) -> No
     lines = result.stdout.splitlines()
     assert [line.split()[0].rstrip(":") for line in lines] == available_models()
     assert [line.split()[0] for line in lines if "(default)" in line] == [DEFAULT_MODEL]
+    for name, line in zip(available_models(), lines, strict=True):  # the date shown where the models take it
+        dated = any(read_bundle_meta(embedded_bundle(name)).get("day_of_year", {}).values())
+        assert ("conditioned on the day of year" in line) == dated, line
+    assert "conditioned on the day of year" in lines[available_models().index("latlon32")]

@@ -45,6 +45,7 @@ def model_summaries() -> list[dict[str, Any]]:
                 "grid": f"{grid.get('kind', '?')} {' x '.join(map(str, grid.get('shape', [])))}",
                 "variable": f"{variable.get('name', '?')} ({variable.get('units', '?')})",
                 "calendar": meta.get("calendar", "?"),
+                "dated": sorted(kind for kind, takes in meta.get("day_of_year", {}).items() if takes),
                 "sampler": f"{sampler.get('steps', '?')} steps, lambda {sampler.get('guidance', '?')}",
             }
         )

@@ -33,9 +33,10 @@ def _list_models(value: bool) -> None:
     if value:
         for row in model_summaries():
             mark = " (default)" if row["default"] else ""
+            dated = f", {' and '.join(row['dated'])} conditioned on the day of year" if row["dated"] else ""
             typer.echo(
                 f"{row['name']}{mark}: {row['variable']} on a {row['grid']} grid, {row['calendar']} calendar, "
-                f"{row['sampler']}"
+                f"{row['sampler']}{dated}"
             )
         raise typer.Exit()
 
