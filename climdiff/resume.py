@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from climdiff import __version__
+from climdiff.atomic import atomic_write_bytes
 from climdiff.errors import StoreError
 
 
@@ -35,6 +37,13 @@ def read_json_header(file: Path) -> OutputHeader | None:
         return OutputHeader(kind=meta["kind"], config=meta.get("config", {}), complete=bool(meta.get("complete")))
     except (OSError, ValueError, KeyError, TypeError):  # not ours, or unreadable
         return None
+
+
+def write_json_header(file: Path, kind: str, config: dict[str, Any], complete: bool, **extra: Any) -> None:
+    """Write the header :func:`read_json_header` reads (plus ``extra`` entries), atomically: a
+    resumed command never meets half a header."""
+    header = {"kind": kind, "climdiff_version": __version__, "config": config, "complete": complete, **extra}
+    atomic_write_bytes(Path(file), json.dumps(header, indent=2).encode())
 
 
 def canonical(config: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from climdiff.evaluate.plots import draw
 from climdiff.evaluate.report import write_report
 from climdiff.evaluate.sources import Source, check_block_days, check_comparable, open_source
 from climdiff.progress import ProgressReporter
-from climdiff.resume import OutputHeader, claim_output, read_json_header
+from climdiff.resume import OutputHeader, claim_output, read_json_header, write_json_header
 from climdiff.zarr_io import EMULATION_KIND, FORECAST_KIND, TRAINING_KIND
 
 EVALUATION_KIND = "evaluation"
@@ -57,8 +57,7 @@ def describe_evaluation(out: Path) -> dict[str, Any]:
 
 
 def _write_header(out: Path, config: dict[str, Any], complete: bool) -> None:
-    header = {"kind": EVALUATION_KIND, "climdiff_version": __version__, "config": config, "complete": complete}
-    atomic_write_bytes(out / HEADER_FILE, json.dumps(header, indent=2).encode())
+    write_json_header(out / HEADER_FILE, EVALUATION_KIND, config, complete)
 
 
 def _labels(runs: list[Path], labels: list[str] | None) -> list[str]:

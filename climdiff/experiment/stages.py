@@ -30,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from climdiff import __version__
-from climdiff.atomic import atomic_write_bytes
 from climdiff.bundle import load_bundle, make_bundle, read_bundle_header
 from climdiff.data.store import open_training_store
 from climdiff.errors import ClimdiffError
@@ -43,7 +41,7 @@ from climdiff.experiment.layout import FOLDERS, Layout
 from climdiff.experiment.protocol import METHODS, CompareProtocol
 from climdiff.experiment.report import write_report
 from climdiff.models.presets import MODEL_KINDS
-from climdiff.resume import OutputHeader, claim_output, read_json_header, remove_output
+from climdiff.resume import OutputHeader, claim_output, read_json_header, remove_output, write_json_header
 from climdiff.rollout.calendar import days_in_years
 from climdiff.rollout.engine import EmulateConfig, emulate, first_day
 from climdiff.rollout.forecast import forecast, plan_forecast, spread_starts
@@ -223,14 +221,7 @@ def check_data(protocol: CompareProtocol, data: Path) -> None:
 
 
 def _write_record(out: Path, config: dict[str, Any], stages: dict[str, Any], complete: bool) -> None:
-    record = {
-        "kind": EXPERIMENT_KIND,
-        "climdiff_version": __version__,
-        "config": config,
-        "complete": complete,
-        "stages": stages,
-    }
-    atomic_write_bytes(out / RECORD_FILE, json.dumps(record, indent=2).encode())
+    write_json_header(out / RECORD_FILE, EXPERIMENT_KIND, config, complete, stages=stages)
 
 
 def read_record(out: Path) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from climdiff.experiment.guidance_score import (
     mismatch,
     temporal_statistics,
 )
-from climdiff.resume import claim_output, read_json_header
+from climdiff.resume import claim_output, read_json_header, write_json_header
 from climdiff.rollout.engine import EmulateConfig
 from climdiff.rollout.forecast import forecast, open_reference, plan_forecast, spread_starts
 from climdiff.sampling.config import SamplerConfig
@@ -247,8 +247,7 @@ def tune_guidance(
     header = read_json_header(work / HEADER_FILE)
     if not claim_output(work, kind=TUNING_KIND, config=identity, overwrite=overwrite, header=header, noun="tuning"):
         (work / "candidates").mkdir(parents=True, exist_ok=True)
-        record = {"kind": TUNING_KIND, "climdiff_version": __version__, "config": identity, "complete": False}
-        atomic_write_bytes(work / HEADER_FILE, json.dumps(record, indent=2).encode())
+        write_json_header(work / HEADER_FILE, TUNING_KIND, identity, complete=False)
 
     results: dict[str, dict[str, Any]] = {}
     computed: list[str] = []

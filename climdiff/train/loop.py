@@ -31,8 +31,6 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from climdiff import __version__
-from climdiff.atomic import atomic_write_bytes
 from climdiff.checkpoint import describe_checkpoint, save_checkpoint
 from climdiff.data.transforms import normalization_entry
 from climdiff.errors import ClimdiffError
@@ -47,7 +45,7 @@ from climdiff.process_group import (
     shutdown,
 )
 from climdiff.progress import ProgressReporter
-from climdiff.resume import OutputHeader, claim_output, read_json_header
+from climdiff.resume import OutputHeader, claim_output, read_json_header, write_json_header
 from climdiff.runtime import resolve_device
 from climdiff.train.config import TrainConfig
 from climdiff.train.ema import EMA
@@ -75,8 +73,7 @@ def describe_run(out: Path) -> dict[str, Any]:
 
 
 def _write_run(out: Path, config: dict[str, Any], complete: bool, **extra: Any) -> None:
-    meta = {"kind": RUN_KIND, "climdiff_version": __version__, "config": config, "complete": complete, **extra}
-    atomic_write_bytes(out / RUN_FILE, json.dumps(meta, indent=2).encode())
+    write_json_header(out / RUN_FILE, RUN_KIND, config, complete, **extra)
 
 
 @functools.lru_cache(maxsize=2)
