@@ -56,6 +56,9 @@ def test_config_layers_preset_file_then_flags() -> None:
         resolve_config("idm", {}, {"batch_size": 0})
     with pytest.raises(ClimdiffError, match="unknown model kind"):
         TrainConfig(kind="gan", steps=1)
+    assert resolve_config("disc", {}, {"negatives": "no-copies"}).negatives == "no-copies"
+    with pytest.raises(ClimdiffError, match="unknown kind of negatives 'none' \\(use all, no-copies, later\\)"):
+        resolve_config("disc", {"negatives": "none"}, {})
 
 
 def test_roc_auc_agrees_with_mann_whitney() -> None:

@@ -86,6 +86,29 @@ def test_offsets_follow_the_truncated_discretised_normal() -> None:
     assert np.mean(draws == 0) == pytest.approx(p[0], abs=0.01)
 
 
+@pytest.mark.parametrize(
+    ("negatives", "allowed"), [("no-copies", lambda o: o not in (-1, 0, 1)), ("later", lambda o: o >= 2)]
+)
+def test_limited_negatives_keep_to_their_offsets(turbulence_store: Path, negatives: str, allowed) -> None:
+    offsets, probs = offset_distribution(n=50, length=200, std=2.0, negatives=negatives)
+    everything = dict(zip(*offset_distribution(n=50, length=200, std=2.0), strict=True))
+    assert all(allowed(o) for o in offsets.tolist()) and probs.sum() == pytest.approx(1.0)
+    # the allowed offsets keep their relative weights
+    p = dict(zip(offsets.tolist(), probs.tolist(), strict=True))
+    assert p[2] / p[3] == pytest.approx(everything[2] / everything[3])
+    source = FrameSource(turbulence_store, "train")
+    pairs = OffsetPairs(source, std=2.0, seed=3, negatives=negatives)
+    assert len(pairs) == 2 * (len(source) - (3 if negatives == "later" else 2))
+    for i in range(1, len(pairs), 2):
+        window, label, offset = pairs[i]
+        assert allowed(offset) and float(label) == 0.0
+        n = i // 2 + 1
+        for day in (n - 1, n):
+            assert not np.array_equal(window[2].numpy(), source[day].numpy())
+    with pytest.raises(ClimdiffError, match="no day of the split"):
+        offset_distribution(n=198, length=200, std=2.0, negatives="later")
+
+
 def test_same_seed_same_negatives(turbulence_store: Path) -> None:
     source = FrameSource(turbulence_store, "train")
     a, b = OffsetPairs(source, seed=1), OffsetPairs(source, seed=1)

@@ -48,6 +48,13 @@ def train(
     disc_sigma_max: Annotated[
         float | None, typer.Option(help="Discriminator: widen half of the noise draws log-uniformly up to this sigma.")
     ] = None,
+    negatives: Annotated[
+        str | None,
+        typer.Option(
+            help="Discriminator: which wrong offsets l the negatives have: all (l != 1), no-copies (also "
+            "l != 0, -1) or later (l >= 2). [default: all]"
+        ),
+    ] = None,
     area_weighted: Annotated[
         bool | None,
         typer.Option(
@@ -86,6 +93,7 @@ def train(
         "seed": seed,
         "crop": crop,
         "disc_sigma_max": disc_sigma_max,
+        "negatives": negatives,
         "amp": amp,
         "area_weighted": area_weighted,
         "day_of_year": day_of_year,

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -140,16 +141,32 @@ class ConsecutiveWindows(Dataset):
         return index + self.length - 1
 
 
-def offset_distribution(n: int, length: int, std: float) -> tuple[np.ndarray, np.ndarray]:
+# Offsets whose candidate is a copy of a conditioning day (x^n, x^{n-1}).
+COPY_OFFSETS = (0, -1)
+# Which wrong offsets ``l`` the discriminator's negatives may have: every one; every one but the
+# copies of a conditioning day; only later days (l >= 2).
+NEGATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "all": lambda offsets: offsets != 1,
+    "no-copies": lambda offsets: ~np.isin(offsets, (1, *COPY_OFFSETS)),
+    "later": lambda offsets: offsets >= 2,
+}
+
+
+def offset_distribution(n: int, length: int, std: float, negatives: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """Allowed wrong offsets ``l`` for conditioning day ``n`` and their probabilities.
 
     ``l`` is a normal around 1 with standard deviation ``std``, rounded to an integer,
-    conditioned on ``l != 1`` and on ``n + l`` lying inside the split. Conditioning is what
-    "redraw until valid" gives, computed exactly so sampling is bounded and reproducible.
+    conditioned on being one of the ``negatives`` (:data:`NEGATIVES`) and on ``n + l`` lying
+    inside the split. Conditioning is what "redraw until valid" gives, computed exactly so
+    sampling is bounded and reproducible.
     """
+    if negatives not in NEGATIVES:
+        raise ClimdiffError(f"unknown kind of negatives {negatives!r} (use {', '.join(NEGATIVES)})")
     reach = int(math.ceil(8 * std)) + 1
     offsets = np.arange(max(-n, 1 - reach), min(length - 1 - n, 1 + reach) + 1)
-    offsets = offsets[offsets != 1]
+    offsets = offsets[NEGATIVES[negatives](offsets)]
+    if offsets.size == 0:
+        raise ClimdiffError(f"no day of the split can be a {negatives!r} negative for day {n}")
     cdf = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
     probs = cdf((offsets - 0.5) / std) - cdf((offsets - 1.5) / std)
     return offsets, probs / probs.sum()
@@ -162,25 +179,30 @@ class OffsetPairs(Dataset):
     (candidate = x^{n+l}, ``l`` from :func:`offset_distribution`) for ``n = j + 1``, so classes
     are exactly balanced. Negatives are drawn from a generator seeded by (seed, epoch, index):
     reproducible whatever the number of loader workers; :meth:`set_epoch` varies them per epoch.
+    ``negatives`` limits the wrong offsets (:data:`NEGATIVES`, docs/training.md says why).
     """
 
-    def __init__(self, source: FrameSource, *, std: float = 2.0, seed: int = 0) -> None:
-        if len(source) < 3:
+    def __init__(self, source: FrameSource, *, std: float = 2.0, seed: int = 0, negatives: str = "all") -> None:
+        # conditioning days n = 1 .. last: the true next day and a negative must lie in the split
+        self.last = len(source) - (3 if negatives == "later" else 2)
+        if self.last < 1:
             raise ClimdiffError(
-                f"the {source.split} split of {source.path} has {len(source)} frames; the discriminator needs at least 3"
+                f"the {source.split} split of {source.path} has {len(source)} frames; the discriminator needs at least "
+                f"{len(source) - self.last + 1}"
             )
         if std <= 0:
             raise ClimdiffError(f"offset std must be positive, got {std}")
         self.source = source
         self.std = std
         self.seed = seed
+        self.negatives = negatives
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return 2 * (len(self.source) - 2)
+        return 2 * self.last
 
     def offset(self, index: int) -> int:
         """The candidate's offset from x^n for item ``index`` (1 for positives)."""
@@ -188,7 +210,7 @@ class OffsetPairs(Dataset):
         if index % 2 == 0:
             return 1
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        offsets, probs = offset_distribution(n, len(self.source), self.std)
+        offsets, probs = offset_distribution(n, len(self.source), self.std, self.negatives)
         return int(rng.choice(offsets, p=probs))
 
     def target_frame(self, index: int) -> int:

@@ -9,6 +9,7 @@ from typing import Any
 
 import tomllib
 
+from climdiff.data.windows import NEGATIVES
 from climdiff.errors import ClimdiffError
 from climdiff.finite import require_finite_settings
 from climdiff.models.presets import MODEL_KINDS, PRESETS
@@ -82,6 +83,7 @@ class TrainConfig:
     P_mean: float = -1.2
     P_std: float = 1.2
     offset_std: float = 2.0
+    negatives: str = "all"
     crop: int | None = None
     disc_sigma_max: float | None = None
     area_weighted: bool = True
@@ -106,6 +108,8 @@ class TrainConfig:
             raise ClimdiffError("need lr > 0, warmup_steps >= 0, grad_clip > 0 and 0 <= ema_decay < 1")
         if self.crop is not None and self.crop < 4:
             raise ClimdiffError(f"crop must be at least 4 grid points, got {self.crop}")
+        if self.negatives not in NEGATIVES:
+            raise ClimdiffError(f"unknown kind of negatives {self.negatives!r} (use {', '.join(NEGATIVES)})")
         if self.disc_sigma_max is not None and not self.disc_sigma_max > 0:
             raise ClimdiffError(f"disc_sigma_max must be positive, got {self.disc_sigma_max}")
 

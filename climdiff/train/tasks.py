@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from climdiff.data.latlon import LatLonGrid
-from climdiff.data.windows import ConsecutiveWindows, FrameSource, OffsetPairs
+from climdiff.data.windows import COPY_OFFSETS, ConsecutiveWindows, FrameSource, OffsetPairs
 from climdiff.errors import ClimdiffError
 from climdiff.models.conditioning import conditioning
 from climdiff.models.edm import EDMLoss, training_sigma
@@ -38,8 +38,6 @@ from climdiff.train.config import TrainConfig
 SIGMA_BANDS: tuple[tuple[float, float], ...] = ((0.002, 0.05), (0.05, 0.2), (0.2, 1.0), (1.0, 5.0), (5.0, 80.0))
 # The sampler's smallest noise level (EDM), the floor of the widened discriminator distribution.
 SIGMA_MIN = 0.002
-# Offsets that copy a conditioning day: easy negatives, reported separately.
-EASY_OFFSETS = (0, -1)
 
 
 # Independent random streams: training examples, validation loss, validation noise bands.
@@ -213,7 +211,7 @@ class DiscriminatorTask(Task):
             )
 
     def make_dataset(self, frames: FrameSource) -> Dataset:
-        return OffsetPairs(frames, std=self.config.offset_std, seed=self.config.seed)
+        return OffsetPairs(frames, std=self.config.offset_std, seed=self.config.seed, negatives=self.config.negatives)
 
     def model_settings(self) -> dict[str, Any]:
         return {**super().model_settings(), "tendency_scale": self.train_frames.change_std()}
@@ -282,7 +280,7 @@ class DiscriminatorTask(Task):
                 labels.append(batch.labels.cpu().numpy())
                 offsets.append(batch.offsets.cpu().numpy())
             s, y, o = np.concatenate(scores), np.concatenate(labels) > 0.5, np.concatenate(offsets)
-            hard = ~np.isin(o, EASY_OFFSETS)
+            hard = ~np.isin(o, COPY_OFFSETS)
             band = f"sigma_{lo:g}-{hi:g}"
             metrics[f"acc_{band}"] = float(((s > 0) == y).mean())
             metrics[f"auc_{band}"] = roc_auc(s, y)
