@@ -183,13 +183,16 @@ class OffsetPairs(Dataset):
     """
 
     def __init__(self, source: FrameSource, *, std: float = 2.0, seed: int = 0, negatives: str = "all") -> None:
-        # conditioning days n = 1 .. last: the true next day and a negative must lie in the split
-        self.last = len(source) - (3 if negatives == "later" else 2)
-        if self.last < 1:
+        if negatives not in NEGATIVES:
+            raise ClimdiffError(f"unknown kind of negatives {negatives!r} (use {', '.join(NEGATIVES)})")
+        # every conditioning day n = 1 .. last needs its true next day and a negative in the split
+        needed = 3 if negatives == "all" else 4
+        if len(source) < needed:
             raise ClimdiffError(
-                f"the {source.split} split of {source.path} has {len(source)} frames; the discriminator needs at least "
-                f"{len(source) - self.last + 1}"
+                f"the {source.split} split of {source.path} has {len(source)} frames; the discriminator needs at "
+                f"least {needed} with {negatives} negatives"
             )
+        self.last = len(source) - (3 if negatives == "later" else 2)
         if std <= 0:
             raise ClimdiffError(f"offset std must be positive, got {std}")
         self.source = source
