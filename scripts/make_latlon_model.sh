@@ -4,8 +4,9 @@
 # (docs/latlon_generator.md), an IDM of the same small family as the turbulence default (pole padding,
 # area-weighted loss), a discriminator trained over the sampler's whole noise range, both conditioned on
 # the day of the year (without it the emulated seasonal cycle had a tenth of the generator's amplitude
-# at a random phase: docs/benchmarks.md), and a 20-step sampler guided with lambda = 3 at sigma <= 5
-# (larger lambda made the days wetter and wilder: docs/benchmarks.md).
+# at a random phase: docs/benchmarks.md), negatives that never copy a conditioning day, and a 20-step
+# sampler without churn guided with lambda = 3 at sigma <= 5 (larger lambda made the days wetter and
+# wilder; copy-free negatives and no churn coupled the days more for less wetness: docs/benchmarks.md).
 # Usage: bash scripts/make_latlon_model.sh [WORK_DIR]      (about 1.5 hours on 2 CPU cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +15,6 @@ guidance=${GUIDANCE:-3}
 mkdir -p "$work"
 climdiff data latlon --years 12 --seed 0 --threads 1 --out "$work/precip32.zarr"
 climdiff train idm --data "$work/precip32.zarr" --out "$work/idm" --config scripts/latlon_idm.toml --day-of-year --threads 1
-climdiff train disc --data "$work/precip32.zarr" --out "$work/disc" --disc-sigma-max 80 --day-of-year --threads 1
+climdiff train disc --data "$work/precip32.zarr" --out "$work/disc" --disc-sigma-max 80 --negatives no-copies --day-of-year --threads 1
 climdiff bundle --idm "$work/idm" --disc "$work/disc" --data "$work/precip32.zarr" \
-    --out climdiff/assets/latlon32.bundle --name latlon32 --steps 20 --guidance "$guidance" --guidance-sigma-max 5 --overwrite
+    --out climdiff/assets/latlon32.bundle --name latlon32 --steps 20 --churn 0 --guidance "$guidance" --guidance-sigma-max 5 --overwrite
