@@ -94,7 +94,16 @@ def test_ctrl_c_exits_130_with_the_resume_line(tmp_path: Path) -> None:
     flags = "--size 32 --dt 0.01 --frames 100000 --chunk 4 --spinup 0".split()
     command = [sys.executable, "-m", "climdiff", "data", "turbulence", "--out", str(out), *flags]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell runs background jobs with SIGINT ignored and children inherit that; restore the
+    # default so the test does not depend on how the test run itself was started.
+    proc = subprocess.Popen(
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         for _ in range(1200):  # until the first chunk is committed: the run is really under way
             if (out / "climdiff-resume.npz").exists() or proc.poll() is not None:
