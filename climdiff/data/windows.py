@@ -152,6 +152,12 @@ NEGATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+def require_negatives(negatives: str) -> None:
+    """Refuse an unknown kind of negatives in one line."""
+    if negatives not in NEGATIVES:
+        raise ClimdiffError(f"unknown kind of negatives {negatives!r} (use {', '.join(NEGATIVES)})")
+
+
 def offset_distribution(n: int, length: int, std: float, negatives: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """Allowed wrong offsets ``l`` for conditioning day ``n`` and their probabilities.
 
@@ -160,8 +166,7 @@ def offset_distribution(n: int, length: int, std: float, negatives: str = "all")
     inside the split. Conditioning is what "redraw until valid" gives, computed exactly so
     sampling is bounded and reproducible.
     """
-    if negatives not in NEGATIVES:
-        raise ClimdiffError(f"unknown kind of negatives {negatives!r} (use {', '.join(NEGATIVES)})")
+    require_negatives(negatives)
     reach = int(math.ceil(8 * std)) + 1
     offsets = np.arange(max(-n, 1 - reach), min(length - 1 - n, 1 + reach) + 1)
     offsets = offsets[NEGATIVES[negatives](offsets)]
@@ -183,8 +188,7 @@ class OffsetPairs(Dataset):
     """
 
     def __init__(self, source: FrameSource, *, std: float = 2.0, seed: int = 0, negatives: str = "all") -> None:
-        if negatives not in NEGATIVES:
-            raise ClimdiffError(f"unknown kind of negatives {negatives!r} (use {', '.join(NEGATIVES)})")
+        require_negatives(negatives)
         # every conditioning day n = 1 .. last needs its true next day and a negative in the split
         needed = 3 if negatives == "all" else 4
         if len(source) < needed:

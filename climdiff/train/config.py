@@ -9,7 +9,7 @@ from typing import Any
 
 import tomllib
 
-from climdiff.data.windows import NEGATIVES
+from climdiff.data.windows import require_negatives
 from climdiff.errors import ClimdiffError
 from climdiff.finite import require_finite_settings
 from climdiff.models.presets import MODEL_KINDS, PRESETS
@@ -108,8 +108,7 @@ class TrainConfig:
             raise ClimdiffError("need lr > 0, warmup_steps >= 0, grad_clip > 0 and 0 <= ema_decay < 1")
         if self.crop is not None and self.crop < 4:
             raise ClimdiffError(f"crop must be at least 4 grid points, got {self.crop}")
-        if self.negatives not in NEGATIVES:
-            raise ClimdiffError(f"unknown kind of negatives {self.negatives!r} (use {', '.join(NEGATIVES)})")
+        require_negatives(self.negatives)
         if self.disc_sigma_max is not None and not self.disc_sigma_max > 0:
             raise ClimdiffError(f"disc_sigma_max must be positive, got {self.disc_sigma_max}")
 
