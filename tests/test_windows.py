@@ -109,6 +109,15 @@ def test_limited_negatives_keep_to_their_offsets(turbulence_store: Path, negativ
         offset_distribution(n=198, length=200, std=2.0, negatives="later")
 
 
+def test_a_day_without_a_reachable_negative_is_skipped(turbulence_store: Path) -> None:
+    # a narrow offset law cannot reach two days back from the split's last day, where no later day is left
+    source = FrameSource(turbulence_store, "train")
+    narrow = OffsetPairs(source, std=0.1, seed=3, negatives="no-copies")
+    assert len(narrow) == 2 * (len(source) - 3)
+    assert all(narrow.offset(i) not in (-1, 0, 1) for i in range(1, len(narrow), 2))
+    assert len(OffsetPairs(source, std=2.0, seed=3, negatives="no-copies")) == 2 * (len(source) - 2)
+
+
 def test_same_seed_same_negatives(turbulence_store: Path) -> None:
     source = FrameSource(turbulence_store, "train")
     a, b = OffsetPairs(source, seed=1), OffsetPairs(source, seed=1)

@@ -158,6 +158,15 @@ def require_negatives(negatives: str) -> None:
         raise ClimdiffError(f"unknown kind of negatives {negatives!r} (use {', '.join(NEGATIVES)})")
 
 
+def allowed_offsets(n: int, length: int, std: float, negatives: str) -> np.ndarray:
+    """The wrong offsets ``l`` of the kind ``negatives`` within reach of the normal around 1 and
+    with ``n + l`` inside a split of ``length`` days (possibly none near its end)."""
+    require_negatives(negatives)
+    reach = int(math.ceil(8 * std)) + 1
+    offsets = np.arange(max(-n, 1 - reach), min(length - 1 - n, 1 + reach) + 1)
+    return offsets[NEGATIVES[negatives](offsets)]
+
+
 def offset_distribution(n: int, length: int, std: float, negatives: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """Allowed wrong offsets ``l`` for conditioning day ``n`` and their probabilities.
 
@@ -166,10 +175,7 @@ def offset_distribution(n: int, length: int, std: float, negatives: str = "all")
     inside the split. Conditioning is what "redraw until valid" gives, computed exactly so
     sampling is bounded and reproducible.
     """
-    require_negatives(negatives)
-    reach = int(math.ceil(8 * std)) + 1
-    offsets = np.arange(max(-n, 1 - reach), min(length - 1 - n, 1 + reach) + 1)
-    offsets = offsets[NEGATIVES[negatives](offsets)]
+    offsets = allowed_offsets(n, length, std, negatives)
     if offsets.size == 0:
         raise ClimdiffError(f"no day of the split can be a {negatives!r} negative for day {n}")
     cdf = np.vectorize(lambda z: 0.5 * (1 + math.erf(z / math.sqrt(2))))
@@ -189,16 +195,17 @@ class OffsetPairs(Dataset):
 
     def __init__(self, source: FrameSource, *, std: float = 2.0, seed: int = 0, negatives: str = "all") -> None:
         require_negatives(negatives)
-        # every conditioning day n = 1 .. last needs its true next day and a negative in the split
-        needed = 3 if negatives == "all" else 4
-        if len(source) < needed:
-            raise ClimdiffError(
-                f"the {source.split} split of {source.path} has {len(source)} frames; the discriminator needs at "
-                f"least {needed} with {negatives} negatives"
-            )
-        self.last = len(source) - (3 if negatives == "later" else 2)
         if std <= 0:
             raise ClimdiffError(f"offset std must be positive, got {std}")
+        # conditioning days n = 1 .. last: each needs its true next day and a negative in the split
+        self.last = len(source) - 2
+        while self.last >= 1 and allowed_offsets(self.last, len(source), std, negatives).size == 0:
+            self.last -= 1
+        if self.last < 1:
+            raise ClimdiffError(
+                f"the {source.split} split of {source.path} has {len(source)} frames, too few for the "
+                f"discriminator with {negatives} negatives (each day needs its next day and a negative)"
+            )
         self.source = source
         self.std = std
         self.seed = seed
