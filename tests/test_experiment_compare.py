@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import xarray as xr
 
+from climdiff.bundle import read_bundle_header
 from climdiff.experiment.protocol import resolve_protocol
 from climdiff.experiment.stages import stage_names
 
@@ -150,6 +151,7 @@ def test_a_changed_protocol_or_a_finished_experiment_is_refused(cli, learning_st
         (("--until", "dinner"), "unknown stage 'dinner'"),
         (("--long-years", "2", "--long-days", "20"), "exactly one of --long-years and --long-days"),
         (("--members", "1"), "--members must be at least 2"),
+        (("--churn", "-1"), "--churn >= 0"),
         (("--metrics", "calibration"), "unknown long-run metric"),
         (("--block-days", "40"), "test split"),
     ],
@@ -166,6 +168,14 @@ def test_given_runs_replace_training_and_must_be_finished_runs_of_their_kind(
     runs = resumed.out / "runs"
     protocol = resolve_protocol("tiny", {}, {"idm": runs / "idm", "disc": runs / "disc", "vdm": runs / "vdm"})
     assert not any(name.startswith("train-") for name in stage_names(protocol))
+    # the sampler settings of the protocol reach every method's bundle
+    given = ("--idm", runs / "idm", "--disc", runs / "disc", "--vdm", runs / "vdm")
+    bundled = compare(cli, learning_store, tmp_path / "churn0", *given, "--churn", "0", "--until", "bundle-guided")
+    assert bundled.exit_code == 0, bundled.stderr
+    sampler = read_bundle_header(tmp_path / "churn0" / "bundles" / "guided.bundle").config["sampler"]
+    assert sampler["S_churn"] == 0 and sampler["guidance"] == protocol.guidance
+    default = read_bundle_header(resumed.out / "bundles" / "guided.bundle").config["sampler"]
+    assert default["S_churn"] == protocol.churn == 55
     wrong = compare(cli, learning_store, tmp_path / "out", "--idm", runs / "disc")
     assert wrong.exit_code != 0 and "is a training run of kind disc, not idm" in wrong.stderr
     assert not (tmp_path / "out").exists()

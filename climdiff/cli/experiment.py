@@ -38,6 +38,9 @@ def compare(
     sampler_steps: Annotated[int | None, _option("Sampler steps per day.")] = None,
     guidance: Annotated[float | None, _option("Guidance strength lambda of the guided method.")] = None,
     guidance_sigma_max: Annotated[float | None, _option("Guide only up to this noise level.")] = None,
+    churn: Annotated[
+        float | None, _option("Sampler S_churn of all three methods (default 55; the lat-lon default uses 0).")
+    ] = None,
     long_years: Annotated[int | None, _option("Length of the long runs in years (small: 10).")] = None,
     long_days: Annotated[int | None, _option("Length of the long runs in days (instead of years).")] = None,
     long_members: Annotated[int | None, _option("Members of each method's long run (small: 4).")] = None,
@@ -74,6 +77,7 @@ def compare(
         "sampler_steps": sampler_steps,
         "guidance": guidance,
         "guidance_sigma_max": guidance_sigma_max,
+        "churn": churn,
         "long_years": long_years,
         "long_days": long_days,
         "long_members": long_members,

@@ -18,6 +18,7 @@ from typing import Any
 from climdiff.errors import ClimdiffError
 from climdiff.evaluate.families import FAMILIES, FORECAST_FAMILIES
 from climdiff.models.presets import MODEL_KINDS
+from climdiff.sampling.config import SamplerConfig
 
 METHODS = ("guided", "unguided", "vdm")
 CENTURY_METHODS = ("guided", "vdm")  # the paper's century runs: the guided IDM and its baseline
@@ -27,6 +28,7 @@ CENTURY_METHODS = ("guided", "vdm")  # the paper's century runs: the guided IDM 
 class CompareProtocol:
     """Training, sampling, rollout and evaluation settings of one comparison.
 
+    ``churn``: the sampler's S_churn for all three methods (the EDM paper's 55 unless given).
     ``climate_metrics``: the metric families of the long runs' evaluation (None: every one that
     applies). ``runs``: trained runs given instead of training (kind -> resolved run directory).
     """
@@ -38,6 +40,7 @@ class CompareProtocol:
     sampler_steps: int = 20
     guidance: float = 14.0
     guidance_sigma_max: float | None = None
+    churn: float = SamplerConfig.S_churn
     long_years: int | None = None
     long_days: int | None = None
     long_members: int = 4
@@ -61,8 +64,8 @@ class CompareProtocol:
                 raise ClimdiffError(f"--{name.replace('_', '-')} must be positive, got {getattr(self, name)}")
         if self.members < 2:
             raise ClimdiffError(f"--members must be at least 2 (calibration needs an ensemble), got {self.members}")
-        if self.century_members < 0 or self.resamples < 10 or self.guidance < 0:
-            raise ClimdiffError("need --century-members >= 0, --resamples >= 10 and --guidance >= 0")
+        if self.century_members < 0 or self.resamples < 10 or self.guidance < 0 or self.churn < 0:
+            raise ClimdiffError("need --century-members >= 0, --resamples >= 10, --guidance >= 0 and --churn >= 0")
         _check_length("long", self.long_years, self.long_days)
         if self.century_members:
             _check_length("century", self.century_years, self.century_days)

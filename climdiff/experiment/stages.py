@@ -103,7 +103,9 @@ def _bundle(ctx: Context, method: str) -> None:
     if out.exists():  # a bundle cut short by a kill: it is ours and cheap to make again
         remove_output(out)
     models = {"vdm": ("vdm",), "unguided": ("idm",), "guided": ("idm", "disc")}[method]
-    sampler = SamplerConfig(steps=p.sampler_steps, guidance=p.guidance, guidance_sigma_max=p.guidance_sigma_max)
+    sampler = SamplerConfig(
+        steps=p.sampler_steps, guidance=p.guidance, guidance_sigma_max=p.guidance_sigma_max, S_churn=p.churn
+    )
     make_bundle(out, data=ctx.data, sampler=sampler, name=method, **{k: ctx.layout.run(k) for k in models})
 
 
