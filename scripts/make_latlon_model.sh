@@ -7,14 +7,17 @@
 # at a random phase: docs/benchmarks.md), negatives that never copy a conditioning day, and a 20-step
 # sampler without churn guided with lambda = 3 at sigma <= 5 (larger lambda made the days wetter and
 # wilder; copy-free negatives and no churn coupled the days more for less wetness: docs/benchmarks.md).
-# Usage: bash scripts/make_latlon_model.sh [WORK_DIR]      (about 1.5 hours on 2 CPU cores)
+# Usage: [BUNDLE=OUT] [GUIDANCE=L] bash scripts/make_latlon_model.sh [WORK_DIR]   (about 1.5 hours on
+# 2 CPU cores; re-running it continues an interrupted run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=${1:-latlon-model-work}
 guidance=${GUIDANCE:-3}
 mkdir -p "$work"
-climdiff data latlon --years 12 --seed 0 --threads 1 --out "$work/precip32.zarr"
-climdiff train idm --data "$work/precip32.zarr" --out "$work/idm" --config scripts/latlon_idm.toml --day-of-year --threads 1
-climdiff train disc --data "$work/precip32.zarr" --out "$work/disc" --disc-sigma-max 80 --negatives no-copies --day-of-year --threads 1
+source scripts/steps.sh
+bundle=${BUNDLE:-climdiff/assets/latlon32.bundle}
+step "$work/precip32.zarr" data latlon --years 12 --seed 0 --threads 1 --out "$work/precip32.zarr"
+step "$work/idm" train idm --data "$work/precip32.zarr" --out "$work/idm" --config scripts/latlon_idm.toml --day-of-year --threads 1
+step "$work/disc" train disc --data "$work/precip32.zarr" --out "$work/disc" --disc-sigma-max 80 --negatives no-copies --day-of-year --threads 1
 climdiff bundle --idm "$work/idm" --disc "$work/disc" --data "$work/precip32.zarr" \
-    --out climdiff/assets/latlon32.bundle --name latlon32 --steps 20 --churn 0 --guidance "$guidance" --guidance-sigma-max 5 --overwrite
+    --out "$bundle" --name latlon32 --steps 20 --churn 0 --guidance "$guidance" --guidance-sigma-max 5 --overwrite
