@@ -1,7 +1,9 @@
 """Embedded models shipped inside the package, so `climdiff emulate` works on a fresh install.
 
-Each is a bundle directory (see :mod:`climdiff.bundle`) made by ``scripts/make_default_model.sh``
-with climdiff's own pipeline; it is read-only: tuning writes a new bundle elsewhere.
+Each is a bundle directory (see :mod:`climdiff.bundle`) made with climdiff's own pipeline by a
+script in ``scripts/`` (``make_latlon_model.sh``, ``make_default_model.sh`` for the guided ones,
+``make_vdm_model.sh`` for the video diffusion baselines); it is read-only: tuning writes a new
+bundle elsewhere.
 """
 
 from __future__ import annotations
@@ -31,6 +33,15 @@ def embedded_bundle(name: str = DEFAULT_MODEL) -> Path:
     return path
 
 
+METHODS = {"guided": "guided image diffusion", "unguided": "image diffusion", "vdm": "video diffusion"}
+
+
+def sampler_summary(mode: str, sampler: dict[str, Any]) -> str:
+    """The method and its sampler in a few words; lambda only where a discriminator guides."""
+    text = f"{METHODS.get(mode, mode)}, {sampler.get('steps', '?')} steps"
+    return f"{text}, lambda {sampler.get('guidance', '?')}" if mode == "guided" else text
+
+
 def model_summaries() -> list[dict[str, Any]]:
     """What `climdiff emulate --list-models` shows of each embedded bundle (read from its
     bundle.json; the networks are not loaded)."""
@@ -46,7 +57,7 @@ def model_summaries() -> list[dict[str, Any]]:
                 "variable": f"{variable.get('name', '?')} ({variable.get('units', '?')})",
                 "calendar": meta.get("calendar", "?"),
                 "dated": sorted(kind for kind, takes in meta.get("day_of_year", {}).items() if takes),
-                "sampler": f"{sampler.get('steps', '?')} steps, lambda {sampler.get('guidance', '?')}",
+                "sampler": sampler_summary(meta.get("mode", "?"), sampler),
             }
         )
     return rows
