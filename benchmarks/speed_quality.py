@@ -17,8 +17,8 @@ gives, per setting: seconds per day and hours per 100 years, then the point-4 fi
 relative to the reference's, the largest |acf - reference acf| over lags 1-10, the exceedance
 frequency of the reference's local 95th percentile, the spread-skill range over the leads, the
 mean absolute bias of the mean map), the long run's members that blew up and stopped (a setting
-with any meets no target), and how many of the five targets are met. The mean-bias
-target ("no worse than the VDM's") needs a VDM figure: ``--mab-limit``.
+with any meets no target), and how many of the targets are met: four, and a fifth with
+``--mab-limit`` (point 4's "mean absolute bias no worse than the VDM's" needs the VDM's figure).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 # latlon32-vdm.bundle: the guided default's recipe (make_default_model.sh or make_latlon_model.sh, run
 # into the same WORK_DIR, whose data the VDM shares), then a VDM of the IDM's U-Net family and training
 # settings trained from scratch on windows of three days (the lat-lon one conditioned on the day of the
-# year), bundled with the sampler settings that benchmarks/speed_quality.py found fastest at the
-# quality of 20 steps (docs/benchmarks.md, "Speed at equal quality").
+# year), bundled without churn at the steps that docs/benchmarks.md ("Speed at equal quality") chose:
+# 16 for turbulence (the fastest setting that meets issue 12's calibration targets), 20 for lat-lon.
 # Usage: [BUNDLE=OUT] bash scripts/make_vdm_model.sh turbulence|latlon [WORK_DIR]   (the default's
 # recipe, then about 15 (turbulence) or 30 (lat-lon) minutes of VDM training on one core; re-running
 # it continues an interrupted run)
