@@ -66,17 +66,19 @@ def stopped_members(store: Path) -> int:
     return int(store_meta(zarr.open_group(str(store), mode="r").attrs)["stopped_members"])
 
 
-def run_setting(bundle: Bundle, sampler: SamplerConfig, data: Path, folder: Path, args: argparse.Namespace) -> bool:
-    """The long rollout, the forecast set and their evaluations of one setting (resumable); False
-    when every member of the long rollout blew up, which leaves nothing to score."""
+def run_setting(bundle: Bundle, sampler: SamplerConfig, data: Path, folder: Path, args: argparse.Namespace) -> int:
+    """The long rollout, the forecast set and their evaluations of one setting (resumable); returns
+    the long rollout's stopped members. When every member blew up there is nothing to score, and
+    neither the forecasts nor the evaluations are made."""
     folder.mkdir(parents=True, exist_ok=True)
     long, fc = folder / "long.zarr", folder / "forecast.zarr"
     torch.set_num_threads(args.threads)
     if not complete(read_header(long)):
         config = EmulateConfig(days=args.days, members=args.members, sampler=sampler, time_chunk=73)
         emulate(bundle, long, config, quiet=args.quiet)
-    if stopped_members(long) == args.members:
-        return False
+    stopped = stopped_members(long)
+    if stopped == args.members:
+        return stopped
     if not complete(read_header(fc)):
         rollout = EmulateConfig(days=args.leads, members=args.forecast_members, sampler=sampler, time_chunk=73)
         plan = plan_forecast(bundle, data, rollout, starts=args.starts, start_dates=None)
@@ -97,7 +99,7 @@ def run_setting(bundle: Bundle, sampler: SamplerConfig, data: Path, folder: Path
                 settings=settings,
                 quiet=args.quiet,
             )
-    return True
+    return stopped
 
 
 def figures(folder: Path) -> dict[str, Any]:
@@ -127,7 +129,13 @@ def figures(folder: Path) -> dict[str, Any]:
     }
 
 
-NOT_SCORED = {"std_relative": math.nan, "acf_max_error": math.nan, "exceedance": math.nan, "mab": math.nan}
+NOT_SCORED = {
+    "std_relative": math.nan,
+    "acf_max_error": math.nan,
+    "exceedance": math.nan,
+    "spread_skill": (math.nan, math.nan),
+    "mab": math.nan,
+}
 
 
 def cell(value: float, spec: str, units: str = "") -> str:
@@ -173,9 +181,8 @@ def main() -> None:
     for text in args.config or [""]:
         sampler = bundle.sampler.replace(**parse_changes(text))
         folder = args.work / (text.replace(",", "_").replace("=", "") or "bundle")
-        scored = run_setting(bundle, sampler, args.data, folder, args)
-        found = figures(folder) if scored else {**NOT_SCORED, "spread_skill": (math.nan, math.nan)}
-        found["stopped"] = stopped_members(folder / "long.zarr")
+        stopped = run_setting(bundle, sampler, args.data, folder, args)
+        found = {**(figures(folder) if stopped < args.members else NOT_SCORED), "stopped": stopped}
         rows.append((text or "bundle settings", cost_per_day(bundle, sampler, args.cost_days), found))
     print(
         "| setting | s/day | h/100 y | std | max acf error (1-10) | p95 exceedance | spread-skill | MAB | stopped | met |"

@@ -12,7 +12,7 @@ import pytest
 import torch
 import xarray as xr
 
-from climdiff.assets import DEFAULT_MODEL, available_models, embedded_bundle
+from climdiff.assets import DEFAULT_MODEL, METHODS, available_models, embedded_bundle
 from climdiff.bundle import Bundle, load_bundle, make_bundle, read_bundle_meta
 from climdiff.data.latlon import LatLonGrid
 from climdiff.data.latlon_generator import generate_latlon
@@ -188,6 +188,8 @@ def test_list_models_names_every_embedded_model_and_marks_the_default(cli) -> No
     assert [line.split()[0].rstrip(":") for line in lines] == available_models()
     assert [line.split()[0] for line in lines if "(default)" in line] == [DEFAULT_MODEL]
     for name, line in zip(available_models(), lines, strict=True):  # the date shown where the models take it
-        dated = any(read_bundle_meta(embedded_bundle(name)).get("day_of_year", {}).values())
-        assert ("conditioned on the day of year" in line) == dated, line
+        meta = read_bundle_meta(embedded_bundle(name))
+        assert ("conditioned on the day of year" in line) == any(meta.get("day_of_year", {}).values()), line
+        method = METHODS[meta["mode"]]  # and the method, with lambda only where a discriminator guides
+        assert f", {method}, " in line and ("lambda" in line) == (method == METHODS["guided"]), line
     assert "conditioned on the day of year" in lines[available_models().index("latlon32")]
