@@ -29,11 +29,15 @@ from climdiff.rollout.engine import EmulateConfig, emulate
 LAGS = (1, 5, 20)
 
 
-def parse_changes(text: str) -> dict[str, float | int | None]:
-    changes: dict[str, float | int | None] = {}
+def parse_changes(text: str) -> dict[str, float | int | str | None]:
+    """``steps=12,S_churn=0,solver=dpmpp_2m`` as SamplerConfig changes (``none`` for None)."""
+    changes: dict[str, float | int | str | None] = {}
     for item in filter(None, text.split(",")):
         key, value = item.split("=")
-        changes[key] = None if value == "none" else (int(value) if key == "steps" else float(value))
+        if value == "none":
+            changes[key] = None
+        else:
+            changes[key] = value if key == "solver" else (int(value) if key == "steps" else float(value))
     return changes
 
 

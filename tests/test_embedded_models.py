@@ -4,6 +4,8 @@ diffusion baselines make days that follow from the days before (not independent 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import xarray as xr
 
@@ -34,3 +36,18 @@ def test_a_vdm_model_runs_by_name_and_couples_its_days(name: str, cli, tmp_path)
     assert field.notnull().all()
     lag1 = float(autocorrelation(field, lags=(1,)).item())
     assert lag1 > 0.45, lag1
+
+
+def test_the_one_call_solver_is_chosen_on_the_command_line_and_recorded(cli, tmp_path) -> None:
+    """`--solver dpmpp_2m` halves the network calls of a day; the days still follow from the days
+    before, and the store says which solver drew them. A churned sampler refuses it in one line."""
+    out = tmp_path / "multistep.zarr"
+    result = cli("emulate", "--model", "turbulence32-vdm", "--solver", "dpmpp_2m", "--days", "40", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    ds = xr.open_zarr(out)
+    assert json.loads(ds.attrs["sampler"])["solver"] == "dpmpp_2m"
+    assert float(autocorrelation(ds["vorticity"].isel(member=0).load(), lags=(1,)).item()) > 0.45
+    churned = tmp_path / "churned.zarr"
+    refused = cli("emulate", "--model", "turbulence32", "--solver", "dpmpp_2m", "--days", "2", "--out", churned)
+    assert refused.exit_code != 0 and "needs S_churn = 0 (--churn 0)" in refused.stderr
+    assert "Traceback" not in refused.stderr and not churned.exists()

@@ -37,8 +37,10 @@ METHODS = {"guided": "guided image diffusion", "unguided": "image diffusion", "v
 
 
 def sampler_summary(mode: str, sampler: dict[str, Any]) -> str:
-    """The method and its sampler in a few words; lambda only where a discriminator guides."""
-    text = f"{METHODS.get(mode, mode)}, {sampler.get('steps', '?')} steps"
+    """The method and its sampler in a few words; lambda only where a discriminator guides, the
+    solver only where it is not EDM's Heun."""
+    solver = sampler.get("solver", "heun")
+    text = f"{METHODS.get(mode, mode)}, {sampler.get('steps', '?')} {'' if solver == 'heun' else solver + ' '}steps"
     return f"{text}, lambda {sampler.get('guidance', '?')}" if mode == "guided" else text
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from climdiff.bundle import make_bundle
-from climdiff.cli.common import GuidanceSigmaMax, OutPath, Overwrite
+from climdiff.cli.common import GuidanceSigmaMax, OutPath, Overwrite, Solver
 from climdiff.sampling.config import SamplerConfig
 
 PAPER = SamplerConfig()
@@ -36,6 +36,7 @@ def bundle(
     s_noise: Annotated[float, typer.Option(help="EDM S_noise.")] = PAPER.S_noise,
     sigma_max: Annotated[float, typer.Option(help="Largest noise level of the schedule.")] = PAPER.sigma_max,
     guidance_sigma_max: GuidanceSigmaMax = None,
+    solver: Solver = PAPER.solver,
     overwrite: Overwrite = False,
 ) -> None:
     """Assemble an emulation bundle: models, data transform, grid, calendar, initial state, sampler."""
@@ -46,6 +47,7 @@ def bundle(
         S_noise=s_noise,
         sigma_max=sigma_max,
         guidance_sigma_max=guidance_sigma_max,
+        solver=solver or PAPER.solver,
     )
     path = make_bundle(
         out,

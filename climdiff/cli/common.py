@@ -29,6 +29,12 @@ GuidanceSigmaMax = Annotated[
         help="Guide only at noise levels sigma up to this value, where the discriminator can tell days apart (default: every level)."
     ),
 ]
+Solver = Annotated[
+    str | None,
+    typer.Option(
+        help="ODE solver of the sampler: heun (EDM's, two network calls per step) or dpmpp_2m (DPM-Solver++(2M): one call per step, needs churn 0)."
+    ),
+]
 OutPath = Annotated[Path, typer.Option("--out", "-o", help="Output path.", show_default=False)]
 
 

@@ -16,6 +16,7 @@ from climdiff.cli.common import (
     OutPath,
     Overwrite,
     Quiet,
+    Solver,
     command_line,
 )
 from climdiff.diskspace import reporting_full_disk
@@ -60,6 +61,10 @@ def emulate(
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Sampler steps per day (default: the bundle's).")] = None,
     guidance_sigma_max: GuidanceSigmaMax = None,
+    solver: Solver = None,
+    churn: Annotated[
+        float | None, typer.Option(help="EDM S_churn (default: the bundle's); 0 = a deterministic ODE.")
+    ] = None,
     batch: Annotated[
         int | None, typer.Option(help="Chains sampled together (default: all members; forecasts: 64 or the members).")
     ] = None,
@@ -129,7 +134,9 @@ def emulate(
     chains = chains_per_call(members, batch, forecast=init_from is not None)
     concurrent = configure_sampling_threads(threads, chains, tuple(bundle.initial_state.shape[1:]))
     n_days = days if days is not None else days_in_years(first_day(bundle, start), years)
-    sampler = bundle.sampler.replace(guidance=guidance, steps=steps, guidance_sigma_max=guidance_sigma_max)
+    sampler = bundle.sampler.replace(
+        guidance=guidance, steps=steps, guidance_sigma_max=guidance_sigma_max, solver=solver, S_churn=churn
+    )
     config = EmulateConfig(
         days=n_days,
         members=members,
