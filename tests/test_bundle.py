@@ -131,3 +131,36 @@ def test_cli_bundle(cli, trained_idm: Path, trained_disc: Path, learning_store: 
     assert load_bundle(out).sampler.steps == 5
     again = cli(*args)
     assert again.exit_code != 0 and "already complete" in again.stderr
+
+
+def test_bundle_from_another_changes_only_the_sampler(cli, tmp_path: Path) -> None:
+    """`climdiff bundle --from` keeps the source's networks and initial state and records where the
+    new settings came from; a run of the copy is the run of the source with those settings."""
+    from climdiff.assets import embedded_bundle
+
+    source = load_bundle(embedded_bundle("turbulence32-vdm"))
+    out = tmp_path / "fast.bundle"
+    made = cli("bundle", "--from", "turbulence32-vdm", "--solver", "dpmpp_2m", "--steps", "12", "--out", out)
+    assert made.exit_code == 0, made.stderr
+    copy = load_bundle(out)
+    assert copy.meta["files"] == source.meta["files"]  # the same networks and initial state, by sha256
+    assert copy.sampler == source.sampler.replace(solver="dpmpp_2m", steps=12)
+    assert copy.meta["tuning"] == {
+        "derived_from": "turbulence32-vdm",
+        "source_sha256": source.meta["bundle_sha256"],
+        "changed": {"steps": 12, "solver": "dpmpp_2m"},
+    }
+    assert load_bundle(embedded_bundle("turbulence32-vdm")).meta == source.meta  # the source is untouched
+    runs = {
+        "copy": ("--checkpoint", out),
+        "source": ("--model", "turbulence32-vdm", "--solver", "dpmpp_2m", "--steps", "12"),
+    }
+    for label, args in runs.items():
+        assert cli("emulate", *args, "--days", "3", "--out", tmp_path / f"{label}.zarr", "--quiet").exit_code == 0
+    days = {label: xr.open_zarr(tmp_path / f"{label}.zarr")["vorticity"].values for label in runs}
+    assert (days["copy"] == days["source"]).all()
+    mixed = cli("bundle", "--from", out, "--data", tmp_path, "--out", tmp_path / "x.bundle")
+    assert mixed.exit_code != 0 and "--from keeps its bundle's models" in mixed.stderr
+    bare = cli("bundle", "--out", tmp_path / "y.bundle")
+    assert bare.exit_code != 0 and "give --data" in bare.stderr
+    assert not (tmp_path / "x.bundle").exists() and not (tmp_path / "y.bundle").exists()

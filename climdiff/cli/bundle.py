@@ -7,22 +7,36 @@ from typing import Annotated
 
 import typer
 
-from climdiff.bundle import make_bundle
+from climdiff.assets import embedded_bundle
+from climdiff.bundle import derive_bundle, load_bundle, make_bundle
 from climdiff.cli.common import GuidanceSigmaMax, OutPath, Overwrite, Solver
+from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
 
 PAPER = SamplerConfig()
 
 
+def _source(spec: str) -> Path:
+    """A bundle path, or the name of an embedded model."""
+    return Path(spec) if Path(spec).exists() else embedded_bundle(spec)
+
+
 def bundle(
     out: OutPath,
     data: Annotated[
-        Path,
+        Path | None,
         typer.Option(help="Training store: the initial state and a check that the models fit it.", show_default=False),
-    ],
+    ] = None,
     idm: Annotated[Path | None, typer.Option(help="IDM checkpoint or training-run directory.")] = None,
     disc: Annotated[Path | None, typer.Option(help="Discriminator checkpoint or run directory (guidance).")] = None,
     vdm: Annotated[Path | None, typer.Option(help="VDM checkpoint or run directory (instead of --idm).")] = None,
+    source: Annotated[
+        str | None,
+        typer.Option(
+            "--from",
+            help="A bundle (path or embedded model name) whose models and initial state the new bundle keeps, with the sampler options given here changed (instead of --data and the models).",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option(help="Bundle name (default: the folder name).")] = None,
     start_index: Annotated[
         int | None,
@@ -30,34 +44,54 @@ def bundle(
             help="Day of --data whose pair (day, day+1) is the initial state (default: start of the test split)."
         ),
     ] = None,
-    steps: Annotated[int, typer.Option(help="Sampler steps per day.")] = PAPER.steps,
-    guidance: Annotated[float, typer.Option(help="Guidance strength lambda (0: unguided).")] = PAPER.guidance,
-    churn: Annotated[float, typer.Option(help="EDM S_churn.")] = PAPER.S_churn,
-    s_noise: Annotated[float, typer.Option(help="EDM S_noise.")] = PAPER.S_noise,
-    sigma_max: Annotated[float, typer.Option(help="Largest noise level of the schedule.")] = PAPER.sigma_max,
+    steps: Annotated[int | None, typer.Option(help=f"Sampler steps per day (default {PAPER.steps}).")] = None,
+    guidance: Annotated[
+        float | None, typer.Option(help=f"Guidance strength lambda, 0 = unguided (default {PAPER.guidance:g}).")
+    ] = None,
+    churn: Annotated[float | None, typer.Option(help=f"EDM S_churn (default {PAPER.S_churn:g}).")] = None,
+    s_noise: Annotated[float | None, typer.Option(help=f"EDM S_noise (default {PAPER.S_noise:g}).")] = None,
+    sigma_max: Annotated[
+        float | None, typer.Option(help=f"Largest noise level of the schedule (default {PAPER.sigma_max:g}).")
+    ] = None,
     guidance_sigma_max: GuidanceSigmaMax = None,
-    solver: Solver = PAPER.solver,
+    solver: Solver = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Assemble an emulation bundle: models, data transform, grid, calendar, initial state, sampler."""
-    sampler = SamplerConfig(
-        steps=steps,
-        guidance=guidance,
-        S_churn=churn,
-        S_noise=s_noise,
-        sigma_max=sigma_max,
-        guidance_sigma_max=guidance_sigma_max,
-        solver=solver or PAPER.solver,
-    )
-    path = make_bundle(
-        out,
-        data=data,
-        idm=idm,
-        disc=disc,
-        vdm=vdm,
-        sampler=sampler,
-        name=name,
-        start_index=start_index,
-        overwrite=overwrite,
-    )
+    """Assemble an emulation bundle: models, data transform, grid, calendar, initial state, sampler.
+
+    With --from: a copy of a bundle with the sampler options given here changed, no retraining.
+    """
+    changes = {
+        "steps": steps,
+        "guidance": guidance,
+        "S_churn": churn,
+        "S_noise": s_noise,
+        "sigma_max": sigma_max,
+        "guidance_sigma_max": guidance_sigma_max,
+        "solver": solver,
+    }
+    if source is not None:
+        if data or idm or disc or vdm or start_index is not None:
+            raise ClimdiffError(
+                "--from keeps its bundle's models and initial state: drop --data, the models and --start-index"
+            )
+        base = load_bundle(_source(source))
+        given = {key: value for key, value in changes.items() if value is not None}
+        record = {"derived_from": base.meta["name"], "source_sha256": base.meta["bundle_sha256"], "changed": given}
+        sampler = base.sampler.replace(**given)
+        path = derive_bundle(base, out, sampler=sampler, tuning=record, name=name, overwrite=overwrite)
+    else:
+        if data is None:
+            raise ClimdiffError("give --data (the training store) with the models, or --from a bundle")
+        path = make_bundle(
+            out,
+            data=data,
+            idm=idm,
+            disc=disc,
+            vdm=vdm,
+            sampler=PAPER.replace(**changes),
+            name=name,
+            start_index=start_index,
+            overwrite=overwrite,
+        )
     typer.echo(f"wrote bundle {path}")
