@@ -38,6 +38,7 @@ def describe_rollout_store(path: Path) -> dict[str, Any]:
         "bundle_sha256": ds.attrs.get("bundle_sha256"),
         "guidance_lambda": ds.attrs.get("guidance_lambda"),
         "sampler_steps": structured(ds.attrs.get("sampler", "{}")).get("steps"),
+        "sampler_solver": structured(ds.attrs.get("sampler", "{}")).get("solver", "heun"),
         "seed": ds.attrs.get("seed"),
         "redraws": int(ds["redraws"].values.sum()),
     }
