@@ -27,11 +27,11 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from climdiff.assets import embedded_bundle
+from climdiff.assets import bundle_path, embedded_bundle
 from climdiff.bundle import load_bundle
 from climdiff.rollout.engine import EmulateConfig, emulate
 from climdiff.rollout.writer import EmulationStore
-from climdiff.sampling.edm import in_window, sigma_schedule
+from climdiff.sampling.edm import evaluation_sigmas, in_window
 
 
 def run_seconds(
@@ -81,25 +81,14 @@ def _flops(fn) -> float:  # noqa: ANN001
     return float(counter.get_total_flops())
 
 
-def slope_sigmas(config) -> list[float]:  # noqa: ANN001
-    """The noise levels at which the sampler evaluates its slope in one day (2N - 1 of them)."""
-    t = sigma_schedule(config).tolist()
-    gamma_max = min(config.S_churn / config.steps, math.sqrt(2.0) - 1.0)
-    levels = []
-    for t_cur, t_next in zip(t[:-1], t[1:], strict=True):
-        levels.append(t_cur * (1.0 + (gamma_max if config.S_tmin <= t_cur <= config.S_tmax else 0.0)))
-        if t_next > 0:
-            levels.append(t_next)
-    return levels
-
-
 def day_flops(bundle, members: int) -> float:  # noqa: ANN001
-    """FLOPs of one simulated day's network calls: 2N - 1 IDM calls, and a discriminator pass at
-    each of those noise levels inside the guidance window, each forward + backward counted as
-    3 forwards (the usual estimate; the FLOP counter cannot run inside autograd.grad)."""
+    """FLOPs of one simulated day's network calls: an IDM call at each of the sampler's evaluation
+    levels (2N - 1 for Heun, N for DPM-Solver++(2M)), and a discriminator pass at each of them inside
+    the guidance window, each forward + backward counted as 3 forwards (the usual estimate; the FLOP
+    counter cannot run inside autograd.grad)."""
     shape = (members, *bundle.initial_state.shape[1:])
     x, sigma = torch.zeros(shape), torch.ones(members)
-    levels = slope_sigmas(bundle.sampler)
+    levels = evaluation_sigmas(bundle.sampler)
     total = len(levels) * _flops(lambda: bundle.models["idm"](x, sigma))
     guided = sum(in_window(level, bundle.sampler) for level in levels)
     if guided:
@@ -140,11 +129,12 @@ def peak_memory_mb(bundle_path: Path, days: int) -> float:
 
 
 def compare_models(names: list[str], days: int) -> None:
-    """Seconds per simulated day of one member of each embedded model, run as `climdiff emulate` runs
-    it on two cores (guidance beside the IDM), one after the other in this process."""
+    """Seconds per simulated day of one member of each model (embedded name or bundle path), run as
+    `climdiff emulate` runs it on two cores (guidance beside the IDM), one after the other in this
+    process."""
     rows = []
     for name in names:
-        bundle = load_bundle(embedded_bundle(name))
+        bundle = load_bundle(bundle_path(name))
         run_seconds(bundle, 1, 1, concurrent=True)  # warm-up: the traces
         seconds, _ = run_seconds(bundle, 1, days, concurrent=True)
         rows.append((name, math.prod(bundle.initial_state.shape[-2:]), seconds / days))
@@ -166,7 +156,13 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--memory-days", type=int, nargs="*", default=[])
-    parser.add_argument("--compare", nargs="+", default=[], metavar="MODEL", help="time embedded models side by side")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        default=[],
+        metavar="MODEL",
+        help="time models (embedded names or bundle paths) side by side",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.compare:
@@ -176,7 +172,7 @@ def main() -> None:
     path = args.bundle or embedded_bundle()
     bundle = load_bundle(path)
     print(f"torch {torch.__version__}, {args.threads} threads, load {os.getloadavg()[0]:.2f}; bundle {path}")
-    print(f"sampler: {bundle.sampler.steps} steps, lambda {bundle.sampler.guidance}")
+    print(f"sampler: {bundle.sampler.steps} {bundle.sampler.solver} steps, lambda {bundle.sampler.guidance}")
     run_seconds(bundle, 1, 1)  # warm-up
     peak = conv_peak_flops()
     print(f"\nconvolution peak: {peak / 1e9:.1f} GFLOP/s\n")

@@ -11,7 +11,14 @@ import torch
 
 from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
-from climdiff.sampling.edm import edm_sample, member_noise, sample_dpmpp_2m, sample_heun, sigma_schedule
+from climdiff.sampling.edm import (
+    edm_sample,
+    evaluation_sigmas,
+    member_noise,
+    sample_dpmpp_2m,
+    sample_heun,
+    sigma_schedule,
+)
 from climdiff.sampling.guidance import discriminator_guide, logit_gradient
 
 MU, S = 0.7, 1.3  # target N(MU, S^2) per pixel
@@ -176,8 +183,10 @@ def test_heun_with_a_final_euler_step_calls_the_denoiser_2n_minus_1_times() -> N
         calls.append(float(sigma[0]))
         return gaussian_denoiser(x, sigma)
 
-    edm_sample(counting, (2, 1, 2, 2), generators(2), SamplerConfig(steps=7, guidance=0.0))
+    cfg = SamplerConfig(steps=7, guidance=0.0)
+    edm_sample(counting, (2, 1, 2, 2), generators(2), cfg)
     assert len(calls) == 13 and min(calls) == pytest.approx(0.002)
+    assert calls == pytest.approx(evaluation_sigmas(cfg))
 
 
 def test_dpmpp_2m_calls_the_denoiser_once_per_step_and_the_guide_in_its_window() -> None:
@@ -194,7 +203,7 @@ def test_dpmpp_2m_calls_the_denoiser_once_per_step_and_the_guide_in_its_window()
         counting, (2, 1, 2, 2), generators(2), cfg, discriminator_guide(disc, torch.zeros(1), cfg), callback=seen.append
     )
     t = sigma_schedule(cfg).tolist()
-    assert calls == pytest.approx(t[:7]) and [step["i"] for step in seen] == list(range(7))
+    assert calls == pytest.approx(t[:7]) == evaluation_sigmas(cfg) and [step["i"] for step in seen] == list(range(7))
     assert disc.calls == sum(t[i] <= 5.0 for i in range(7)) > 0
 
 

@@ -33,6 +33,11 @@ def embedded_bundle(name: str = DEFAULT_MODEL) -> Path:
     return path
 
 
+def bundle_path(spec: str) -> Path:
+    """A bundle given as a path, or by the name of an embedded model."""
+    return Path(spec) if Path(spec).exists() else embedded_bundle(spec)
+
+
 METHODS = {"guided": "guided image diffusion", "unguided": "image diffusion", "vdm": "video diffusion"}
 
 

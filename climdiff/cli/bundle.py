@@ -7,18 +7,13 @@ from typing import Annotated
 
 import typer
 
-from climdiff.assets import embedded_bundle
+from climdiff.assets import bundle_path
 from climdiff.bundle import derive_bundle, load_bundle, make_bundle
 from climdiff.cli.common import GuidanceSigmaMax, OutPath, Overwrite, Solver
 from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
 
 PAPER = SamplerConfig()
-
-
-def _source(spec: str) -> Path:
-    """A bundle path, or the name of an embedded model."""
-    return Path(spec) if Path(spec).exists() else embedded_bundle(spec)
 
 
 def bundle(
@@ -75,7 +70,7 @@ def bundle(
             raise ClimdiffError(
                 "--from keeps its bundle's models and initial state: drop --data, the models and --start-index"
             )
-        base = load_bundle(_source(source))
+        base = load_bundle(bundle_path(source))
         given = {key: value for key, value in changes.items() if value is not None}
         record = {"derived_from": base.meta["name"], "source_sha256": base.meta["bundle_sha256"], "changed": given}
         sampler = base.sampler.replace(**given)

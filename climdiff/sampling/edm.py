@@ -52,6 +52,22 @@ def sigma_schedule(config: SamplerConfig, dtype: torch.dtype = torch.float64) ->
     return torch.cat([t, torch.zeros(1, dtype=torch.float64)]).to(dtype)
 
 
+def evaluation_sigmas(config: SamplerConfig) -> list[float]:
+    """The noise levels at which ``config``'s sampler evaluates the slope in one sample, in order:
+    one network call (and one guidance term, inside the window) each. Heun: each step at t_hat =
+    t_i (1 + gamma), then at t_{i+1} except on the last step (2N - 1); DPM-Solver++(2M): t_i (N)."""
+    t = sigma_schedule(config).tolist()
+    if config.solver == "dpmpp_2m":
+        return t[:-1]
+    gamma_max = min(config.S_churn / config.steps, math.sqrt(2.0) - 1.0)
+    levels = []
+    for t_cur, t_next in zip(t[:-1], t[1:], strict=True):
+        levels.append(t_cur * (1.0 + (gamma_max if config.S_tmin <= t_cur <= config.S_tmax else 0.0)))
+        if t_next > 0:
+            levels.append(t_next)
+    return levels
+
+
 def member_noise(shape: torch.Size, generators: Sequence[torch.Generator], like: torch.Tensor) -> torch.Tensor:
     """Standard normal noise of ``shape`` (batch first), item i drawn from ``generators[i]`` on the CPU."""
     if len(generators) != shape[0]:
