@@ -176,17 +176,23 @@ def test_heun_takes_any_schedule_and_reports_every_step() -> None:
     assert torch.equal(via_config, direct)
 
 
-def test_heun_with_a_final_euler_step_calls_the_denoiser_2n_minus_1_times() -> None:
+@pytest.mark.parametrize("churn", [0.0, 5.0])
+def test_heun_with_a_final_euler_step_calls_the_denoiser_2n_minus_1_times(churn: float) -> None:
     calls = []
 
     def counting(x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         calls.append(float(sigma[0]))
         return gaussian_denoiser(x, sigma)
 
-    cfg = SamplerConfig(steps=7, guidance=0.0)
+    cfg = SamplerConfig(steps=7, guidance=0.0, S_churn=churn, S_tmin=0.05, S_tmax=10.0)
     edm_sample(counting, (2, 1, 2, 2), generators(2), cfg)
     assert len(calls) == 13 and min(calls) == pytest.approx(0.002)
     assert calls == pytest.approx(evaluation_sigmas(cfg))
+    # churn raises exactly the steps whose level lies in [S_tmin, S_tmax]
+    schedule = sigma_schedule(cfg).tolist()[:-1]
+    in_range = sum(0.05 <= level <= 10.0 for level in schedule)
+    off_schedule = sum(all(abs(call - level) > 1e-5 * level for level in schedule) for call in calls)
+    assert in_range > 0 and off_schedule == (in_range if churn else 0)
 
 
 def test_dpmpp_2m_calls_the_denoiser_once_per_step_and_the_guide_in_its_window() -> None:

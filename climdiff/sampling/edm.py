@@ -52,6 +52,14 @@ def sigma_schedule(config: SamplerConfig, dtype: torch.dtype = torch.float64) ->
     return torch.cat([t, torch.zeros(1, dtype=torch.float64)]).to(dtype)
 
 
+def churned(t_cur: float, steps: int, s_churn: float, s_tmin: float, s_tmax: float) -> float:
+    """The level t_hat = t_cur (1 + gamma) a Heun step raises its noise to before it evaluates (EDM's
+    Algorithm 2: gamma = min(S_churn / N, sqrt 2 - 1) inside [S_tmin, S_tmax], else 0). One home, since
+    the sampler and the cost count (``evaluation_sigmas``) must agree on it."""
+    gamma = min(s_churn / steps, math.sqrt(2.0) - 1.0) if s_tmin <= t_cur <= s_tmax else 0.0
+    return t_cur * (1.0 + gamma)
+
+
 def evaluation_sigmas(config: SamplerConfig) -> list[float]:
     """The noise levels at which ``config``'s sampler evaluates the slope in one sample, in order:
     one network call (and one guidance term, inside the window) each. Heun: each step at t_hat =
@@ -59,10 +67,9 @@ def evaluation_sigmas(config: SamplerConfig) -> list[float]:
     t = sigma_schedule(config).tolist()
     if config.solver == "dpmpp_2m":
         return t[:-1]
-    gamma_max = min(config.S_churn / config.steps, math.sqrt(2.0) - 1.0)
     levels = []
     for t_cur, t_next in zip(t[:-1], t[1:], strict=True):
-        levels.append(t_cur * (1.0 + (gamma_max if config.S_tmin <= t_cur <= config.S_tmax else 0.0)))
+        levels.append(churned(t_cur, config.steps, config.S_churn, config.S_tmin, config.S_tmax))
         if t_next > 0:
             levels.append(t_next)
     return levels
@@ -110,13 +117,10 @@ def sample_heun(
     """
     t = sigmas.tolist()
     steps = len(t) - 1
-    gamma_max = min(s_churn / steps, math.sqrt(2.0) - 1.0)
-
     for i in range(steps):
         t_cur, t_next = t[i], t[i + 1]
-        gamma = gamma_max if s_tmin <= t_cur <= s_tmax else 0.0
-        t_hat = t_cur * (1.0 + gamma)
-        if gamma > 0:
+        t_hat = churned(t_cur, steps, s_churn, s_tmin, s_tmax)
+        if t_hat > t_cur:
             x = x + math.sqrt(t_hat**2 - t_cur**2) * s_noise * noise()
         d_cur, denoised = _slope(denoiser, guide, x, t_hat)
         x_next = x + (t_next - t_hat) * d_cur
