@@ -38,17 +38,13 @@ from sampler_quality import parse_changes  # this folder is on the path of a scr
 from climdiff.bundle import Bundle, load_bundle
 from climdiff.evaluate.core import Settings
 from climdiff.evaluate.runner import evaluate, read_evaluation_header
-from climdiff.resume import OutputHeader
+from climdiff.resume import is_complete
 from climdiff.rollout.engine import EmulateConfig, emulate
 from climdiff.rollout.forecast import forecast, plan_forecast
 from climdiff.sampling.config import SamplerConfig
 from climdiff.zarr_io import read_header, store_meta
 
 LAGS = range(1, 11)
-
-
-def complete(header: OutputHeader | None) -> bool:
-    return header is not None and header.complete
 
 
 def cost_per_day(bundle: Bundle, sampler: SamplerConfig, days: int) -> float:
@@ -73,13 +69,13 @@ def run_setting(bundle: Bundle, sampler: SamplerConfig, data: Path, folder: Path
     folder.mkdir(parents=True, exist_ok=True)
     long, fc = folder / "long.zarr", folder / "forecast.zarr"
     torch.set_num_threads(args.threads)
-    if not complete(read_header(long)):
+    if not is_complete(read_header(long)):
         config = EmulateConfig(days=args.days, members=args.members, sampler=sampler, time_chunk=73)
         emulate(bundle, long, config, quiet=args.quiet)
     stopped = stopped_members(long)
     if stopped == args.members:
         return stopped
-    if not complete(read_header(fc)):
+    if not is_complete(read_header(fc)):
         rollout = EmulateConfig(days=args.leads, members=args.forecast_members, sampler=sampler, time_chunk=73)
         plan = plan_forecast(bundle, data, rollout, starts=args.starts, start_dates=None)
         forecast(bundle, data, fc, plan, quiet=args.quiet)
@@ -88,7 +84,7 @@ def run_setting(bundle: Bundle, sampler: SamplerConfig, data: Path, folder: Path
         ("climate", long, ["bias", "temporal", "extremes"]),
         ("forecasts", fc, ["calibration"]),
     ):
-        if not complete(read_evaluation_header(folder / name)):
+        if not is_complete(read_evaluation_header(folder / name)):
             evaluate(
                 [store],
                 data,

@@ -29,6 +29,12 @@ class OutputHeader:
     complete: bool
 
 
+def is_complete(header: OutputHeader | None) -> bool:
+    """Whether an output exists and is complete (``header`` as any ``read_*header`` returns it):
+    what decides that a resumable stage is done."""
+    return header is not None and header.complete
+
+
 def read_json_header(file: Path) -> OutputHeader | None:
     """The header of a directory output kept in a JSON file (``kind``, ``config``, ``complete``),
     or None when ``file`` is missing, unreadable or not such a header."""

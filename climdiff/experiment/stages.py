@@ -41,7 +41,7 @@ from climdiff.experiment.layout import FOLDERS, Layout
 from climdiff.experiment.protocol import METHODS, CompareProtocol
 from climdiff.experiment.report import write_report
 from climdiff.models.presets import MODEL_KINDS
-from climdiff.resume import OutputHeader, claim_output, read_json_header, remove_output, write_json_header
+from climdiff.resume import claim_output, is_complete, read_json_header, remove_output, write_json_header
 from climdiff.rollout.calendar import days_in_years
 from climdiff.rollout.engine import EmulateConfig, emulate, first_day
 from climdiff.rollout.forecast import forecast, plan_forecast, spread_starts
@@ -78,10 +78,6 @@ class Context:
     @property
     def protocol(self) -> CompareProtocol:
         return self.layout.protocol
-
-
-def _complete(header: OutputHeader | None) -> bool:
-    return header is not None and header.complete
 
 
 def _train(ctx: Context, kind: str) -> None:
@@ -166,16 +162,18 @@ def plan_stages(ctx: Context) -> list[Stage]:
     """Every stage of the protocol, in order: cheap and early results first."""
     p, layout = ctx.protocol, ctx.layout
     stages = [
-        Stage(f"train-{kind}", lambda k=kind: _complete(read_run_header(layout.run(k))), lambda k=kind: _train(ctx, k))
+        Stage(
+            f"train-{kind}", lambda k=kind: is_complete(read_run_header(layout.run(k))), lambda k=kind: _train(ctx, k)
+        )
         for kind in MODEL_KINDS
         if kind not in p.runs
     ]
     stages += [
-        Stage(f"bundle-{m}", lambda m=m: _complete(read_bundle_header(layout.bundle(m))), lambda m=m: _bundle(ctx, m))
+        Stage(f"bundle-{m}", lambda m=m: is_complete(read_bundle_header(layout.bundle(m))), lambda m=m: _bundle(ctx, m))
         for m in METHODS
     ]
     stages += [
-        Stage(f"forecast-{m}", lambda m=m: _complete(read_header(layout.forecast(m))), lambda m=m: _forecast(ctx, m))
+        Stage(f"forecast-{m}", lambda m=m: is_complete(read_header(layout.forecast(m))), lambda m=m: _forecast(ctx, m))
         for m in METHODS
     ]
     runs = (
@@ -186,7 +184,7 @@ def plan_stages(ctx: Context) -> list[Stage]:
         stages += [
             Stage(
                 f"{prefix}-{m}",
-                lambda m=m, w=where: _complete(read_header(w(m))),
+                lambda m=m, w=where: is_complete(read_header(w(m))),
                 lambda m=m, w=where, n=length: _long(ctx, m, w(m), *n),
             )
             for m in methods
@@ -194,7 +192,7 @@ def plan_stages(ctx: Context) -> list[Stage]:
     stages += [
         Stage(
             f"evaluate-{name}",
-            lambda n=name: _complete(read_evaluation_header(layout.evaluation(n))),
+            lambda n=name: is_complete(read_evaluation_header(layout.evaluation(n))),
             lambda n=name, e=entry: _evaluate(ctx, n, *e),
         )
         for name, entry in layout.evaluations().items()
