@@ -11,9 +11,19 @@ day-stepper / block-loop refactor (issue 13, item 4), on a 2-core x86-64 CPU wit
   start is conditioned on (so a changed solver or reference store is told apart from a changed rollout).
 
 The test re-runs the same commands (and an interrupted, resumed emulation, and the emulation with ``--threads 2``,
-which puts the guidance on a thread of its own) and asserts np.array_equal. Regenerate
-the fixture ONLY deliberately, when a change is meant to alter the draws, and say so in the commit message:
-``CLIMDIFF_REGENERATE_ROLLOUT_REFERENCE=1 python -m pytest tests/test_bit_identical.py``.
+which puts the guidance on a thread of its own). What it asserts, and why in two strengths:
+
+* On one host, the resumed run and the run with guidance on its own thread equal the straight run bit for bit:
+  that is climdiff's promise (DESIGN.md section 3), and nothing but climdiff's own code can break it.
+* Against the saved fixture, the random draws (generator states) are equal bit for bit and the fields agree to
+  float32 round-off (``ROUND_OFF``, a relative root-mean-square difference). torch does not promise bitwise-equal
+  CPU kernels across instruction sets: on an AVX-512 host the fixture's fields (made on another host) come back
+  with a relative RMS difference of 6e-6 (emulation) and 1.7e-5 (forecast; largest single difference 7.6e-4 on
+  values up to 11.5; measured 2026-12-04). A changed rollout (another draw, another solver step, another
+  guidance) moves them by a relative RMS of order one.
+
+Regenerate the fixture ONLY deliberately, when a change is meant to alter the draws, and say so in the commit
+message: ``CLIMDIFF_REGENERATE_ROLLOUT_REFERENCE=1 python -m pytest tests/test_bit_identical.py``.
 """
 
 from __future__ import annotations
@@ -33,6 +43,7 @@ from climdiff.rollout.writer import EmulationStore
 
 FIXTURE = Path(__file__).parent / "data" / "rollout_reference.npz"
 REGENERATE = os.environ.get("CLIMDIFF_REGENERATE_ROLLOUT_REFERENCE") == "1"
+ROUND_OFF = 1e-3  # relative RMS: 60 x the largest cross-host difference measured, 1/1000 of a changed draw
 MODEL = "turbulence32"  # the fixture was made with this embedded model (the default until the lat-lon one)
 EMULATE = ("emulate", "--model", MODEL, "--days", "4", "--members", "2", "--seed", "3", "--quiet")
 FORECAST = ("--starts", "2", "--days", "3", "--members", "2", "--seed", "3", "--threads", "1", "--quiet")
@@ -104,21 +115,28 @@ def test_the_reference_store_is_the_one_the_fixture_was_made_from(current, saved
     assert np.array_equal(current["reference_days"], saved["reference_days"]), "the reference store changed"
 
 
-def test_emulation_and_its_resume_state_are_bit_identical(current, saved) -> None:
-    assert current["emulation"].shape == (2, 4, 32, 32) and np.isfinite(current["emulation"]).all()
-    assert np.array_equal(current["emulation"], saved["emulation"])
-    assert np.array_equal(current["last"], saved["last"])
-    assert np.array_equal(current["rng"], saved["rng"])
+def assert_same_up_to_round_off(current: np.ndarray, saved: np.ndarray) -> None:
+    """The fixture's field, to float32 round-off of another host's kernels (see the module docstring)."""
+    assert current.shape == saved.shape and np.isfinite(current).all()
+    relative_rms = float(np.sqrt(np.mean((current - saved) ** 2) / np.mean(saved**2)))
+    assert relative_rms < ROUND_OFF, f"relative RMS difference {relative_rms:.2e} is more than round-off"
 
 
-def test_a_resumed_emulation_is_bit_identical(current, saved) -> None:
-    assert np.array_equal(current["resumed"], saved["emulation"])
+def test_emulation_and_its_resume_state_match_the_fixture(current, saved) -> None:
+    assert current["emulation"].shape == (2, 4, 32, 32)
+    assert_same_up_to_round_off(current["emulation"], saved["emulation"])
+    assert_same_up_to_round_off(current["last"], saved["last"])
+    assert np.array_equal(current["rng"], saved["rng"]), "the random draws changed"
 
 
-def test_guidance_on_its_own_thread_is_bit_identical(current, saved) -> None:
-    assert np.array_equal(current["beside"], saved["emulation"])
+def test_a_resumed_emulation_is_bit_identical(current) -> None:
+    assert np.array_equal(current["resumed"], current["emulation"])
 
 
-def test_forecasts_are_bit_identical(current, saved) -> None:
-    assert current["forecast"].shape == (2, 3, 2, 32, 32) and np.isfinite(current["forecast"]).all()
-    assert np.array_equal(current["forecast"], saved["forecast"])
+def test_guidance_on_its_own_thread_is_bit_identical(current) -> None:
+    assert np.array_equal(current["beside"], current["emulation"])
+
+
+def test_forecasts_match_the_fixture(current, saved) -> None:
+    assert current["forecast"].shape == (2, 3, 2, 32, 32)
+    assert_same_up_to_round_off(current["forecast"], saved["forecast"])
