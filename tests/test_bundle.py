@@ -11,7 +11,8 @@ import pytest
 import torch
 import xarray as xr
 
-from climdiff.bundle import BundleError, load_bundle, make_bundle
+from climdiff.bundle import BundleError, _check_compatible, load_bundle, make_bundle, resolve_checkpoint
+from climdiff.checkpoint import describe_checkpoint
 from climdiff.data.navier_stokes import TurbulenceConfig
 from climdiff.data.turbulence import generate_turbulence
 from climdiff.train.config import resolve_config
@@ -77,6 +78,20 @@ def test_models_from_different_grids_are_refused(trained_idm: Path, learning_sto
         make_bundle(tmp_path / "b", data=learning_store, idm=trained_idm, disc=disc16)
     with pytest.raises(BundleError, match="other data"):
         make_bundle(tmp_path / "b", data=store16, idm=trained_idm)
+
+
+def test_statistics_that_differ_by_round_off_fit_together(trained_idm: Path, trained_disc: Path) -> None:
+    # the same store made on another host: its statistics differ in the last bits, not in substance
+    headers = {
+        kind: describe_checkpoint(resolve_checkpoint(p)) for kind, p in (("idm", trained_idm), ("disc", trained_disc))
+    }
+    stats = headers["disc"]["normalization"]
+    stats["std"] *= 1 + 1e-9
+    stats["mean"] += 3e-15  # a mean near zero moves by its absolute round-off
+    assert _check_compatible(headers)["normalization"] == headers["idm"]["normalization"]
+    stats["std"] *= 1.001  # other data
+    with pytest.raises(BundleError, match="different data \\(normalization differs"):
+        _check_compatible(headers)
 
 
 def test_bad_combinations_are_refused(
