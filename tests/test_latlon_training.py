@@ -242,6 +242,10 @@ def test_bundle_records_which_models_take_the_date(
 def test_latlon_refusals_are_one_clear_line(cli, latlon_store: Path, tmp_path: Path) -> None:
     crop = cli("train", "disc", "--data", latlon_store, "--out", tmp_path / "c", "--preset", "tiny", "--crop", "8")
     assert crop.exit_code != 0 and "without --crop" in crop.stderr and "Traceback" not in crop.stderr
+    large = cli("train", "disc", "--data", latlon_store, "--out", tmp_path / "l", "--large-scale-negatives", "0.5")
+    assert (
+        large.exit_code != 0 and "without --large-scale-negatives" in large.stderr and "Traceback" not in large.stderr
+    )
     deep = tmp_path / "deep.toml"
     deep.write_text("[model]\nchannel_mult = [1, 1, 1, 1, 1, 1]\nattention_levels = []\n")
     shape = cli("train", "idm", "--data", latlon_store, "--out", tmp_path / "d", "--preset", "tiny", "--config", deep)

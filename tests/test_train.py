@@ -201,6 +201,29 @@ def test_discriminator_learns_time_consistency(trained_disc: Path) -> None:
     assert validation["acc_sigma_0.002-0.05"] > 0.65
 
 
+def test_made_up_negatives_have_their_own_validation_auc(cli, turbulence_store: Path, tmp_path: Path) -> None:
+    flags = ["--preset", "tiny", "--steps", "3", "--batch-size", "4", "--val-every", "3", "--quiet"]
+    made = cli(
+        "train", "disc", "--data", turbulence_store, "--out", tmp_path / "d", *flags,
+        "--foreign-changes", "0.3", "--large-scale-negatives", "0.4", "--large-scale-cutoff", "3",
+    )  # fmt: skip
+    assert made.exit_code == 0, made.stderr
+    run = json.loads((tmp_path / "d" / "run.json").read_text())
+    assert {
+        k: run["config"]["train"][k] for k in ("foreign_changes", "large_scale_negatives", "large_scale_cutoff")
+    } == {
+        "foreign_changes": 0.3,
+        "large_scale_negatives": 0.4,
+        "large_scale_cutoff": 3,
+    }
+    for kind in ("foreign", "large_scales"):
+        assert 0 <= run["validation"][f"auc_{kind}_sigma_0.002-0.05"] <= 1
+    plain = train_model(tiny("disc"), turbulence_store, tmp_path / "p", device="cpu", quiet=True)
+    assert not any(
+        "foreign" in k or "large_scales" in k for k in json.loads((plain / "run.json").read_text())["validation"]
+    )
+
+
 def test_cli_train_bad_input_is_one_line(cli, turbulence_store: Path, tmp_path: Path) -> None:
     missing = cli("train", "idm", "--data", tmp_path / "none.zarr", "--out", tmp_path / "o", "--quiet")
     assert missing.exit_code != 0 and "does not exist" in missing.stderr and "Traceback" not in missing.stderr

@@ -7,12 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import xarray as xr
 
 from climdiff.data.windows import (
+    FOREIGN_CHANGE,
+    OTHER_LARGE_SCALES,
     ConsecutiveWindows,
     FrameSource,
     OffsetPairs,
+    large_scales,
     offset_distribution,
 )
 from climdiff.errors import ClimdiffError, StoreError
@@ -124,6 +128,65 @@ def test_same_seed_same_negatives(turbulence_store: Path) -> None:
     assert [a.offset(i) for i in range(len(a))] == [b.offset(i) for i in range(len(b))]
     c = OffsetPairs(source, seed=2)
     assert [a.offset(i) for i in range(len(a))] != [c.offset(i) for i in range(len(c))]
+
+
+def test_foreign_changes_add_another_days_change_to_today(turbulence_store: Path) -> None:
+    source = FrameSource(turbulence_store, "train")
+    plain = OffsetPairs(source, seed=3)
+    mixed = OffsetPairs(source, seed=3, foreign_changes=0.5)
+    negatives = range(1, len(mixed), 2)
+    drawn = [mixed.draw(i) for i in negatives]
+    foreign = [(i, m) for i, (offset, m) in zip(negatives, drawn, strict=True) if offset == FOREIGN_CHANGE]
+    assert 0.25 < len(foreign) / len(drawn) < 0.75  # about half of 23 negatives
+    for i, m in foreign:
+        n = i // 2 + 1
+        assert m is not None and m != n and 0 <= m and m + 1 < len(source)
+        window, label, offset = mixed[i]
+        expected = source[n] + (source[m + 1] - source[m])
+        np.testing.assert_allclose(window[2].numpy(), expected.numpy(), rtol=0, atol=1e-6)
+        np.testing.assert_array_equal(window[1].numpy(), source[n].numpy())
+        assert float(label) == 0.0 and offset == FOREIGN_CHANGE
+    # positives are untouched, and without foreign changes the draws are those of earlier versions
+    assert all(mixed.offset(i) == 1 for i in range(0, len(mixed), 2))
+    for i in negatives:  # the stream of earlier versions: one choice from the offset law, keyed by (seed, epoch, item)
+        offsets, probs = offset_distribution(i // 2 + 1, len(source), 2.0)
+        assert plain.offset(i) == np.random.default_rng([3, 0, i]).choice(offsets, p=probs)
+    with pytest.raises(ClimdiffError, match="fraction of the negatives"):
+        OffsetPairs(source, foreign_changes=1.5)
+
+
+def test_large_scales_keep_the_low_wavenumbers() -> None:
+    y, x = torch.meshgrid(*(torch.arange(32) * 2 * np.pi / 32,) * 2, indexing="ij")
+    low, high = torch.cos(3 * x) * torch.sin(2 * y), torch.sin(9 * x) + torch.cos(5 * y)
+    np.testing.assert_allclose(large_scales(low + high, 4).numpy(), low.numpy(), atol=1e-5)
+    np.testing.assert_allclose(large_scales(low + high, 9).numpy(), (low + high).numpy(), atol=1e-5)
+
+
+def test_large_scale_negatives_are_the_next_day_with_another_days_large_scales(turbulence_store: Path) -> None:
+    source = FrameSource(turbulence_store, "train")
+    pairs = OffsetPairs(source, seed=3, foreign_changes=0.25, large_scale_negatives=0.5, large_scale_cutoff=3)
+    kinds = Counter(pairs.draw(i)[0] for i in range(1, len(pairs), 2))
+    assert (
+        kinds[FOREIGN_CHANGE] > 0
+        and kinds[OTHER_LARGE_SCALES] > 0
+        and sum(kinds.values()) > kinds[FOREIGN_CHANGE] + kinds[OTHER_LARGE_SCALES]
+    )
+    for i in range(1, len(pairs), 2):
+        offset, other = pairs.draw(i)
+        if offset != OTHER_LARGE_SCALES:
+            continue
+        n = i // 2 + 1
+        assert 2 <= abs(other - (n + 1)) <= 10
+        candidate = pairs[i][0][2]
+        nxt, far = source[n + 1], source[other]
+        np.testing.assert_allclose(large_scales(candidate, 3).numpy(), large_scales(far, 3).numpy(), atol=1e-5)
+        np.testing.assert_allclose(
+            (candidate - large_scales(candidate, 3)).numpy(), (nxt - large_scales(nxt, 3)).numpy(), atol=1e-5
+        )
+    with pytest.raises(ClimdiffError, match="together at most 1"):
+        OffsetPairs(source, foreign_changes=0.6, large_scale_negatives=0.6)
+    with pytest.raises(ClimdiffError, match="at least 1"):
+        OffsetPairs(source, large_scale_negatives=0.5, large_scale_cutoff=0)
 
 
 def test_bad_access_is_refused(turbulence_store: Path, tmp_path: Path) -> None:

@@ -55,6 +55,24 @@ def train(
             "l != 0, -1) or later (l >= 2). [default: all]"
         ),
     ] = None,
+    foreign_changes: Annotated[
+        float | None,
+        typer.Option(
+            help="Discriminator: fraction of the negatives that are x^n plus another day's one-day change "
+            "(right size, wrong direction; docs/training.md). [default: 0]"
+        ),
+    ] = None,
+    large_scale_negatives: Annotated[
+        float | None,
+        typer.Option(
+            help="Discriminator, periodic grids: fraction of the negatives that are the true next day with the "
+            "large scales of a day 2-10 days away (docs/training.md). [default: 0]"
+        ),
+    ] = None,
+    large_scale_cutoff: Annotated[
+        int | None,
+        typer.Option(help="Discriminator: largest wavenumber |kx|, |ky| of the large scales. [default: 4]"),
+    ] = None,
     area_weighted: Annotated[
         bool | None,
         typer.Option(
@@ -94,6 +112,9 @@ def train(
         "crop": crop,
         "disc_sigma_max": disc_sigma_max,
         "negatives": negatives,
+        "foreign_changes": foreign_changes,
+        "large_scale_negatives": large_scale_negatives,
+        "large_scale_cutoff": large_scale_cutoff,
         "amp": amp,
         "area_weighted": area_weighted,
         "day_of_year": day_of_year,

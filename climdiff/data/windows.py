@@ -7,7 +7,8 @@
 * :class:`ConsecutiveWindows` - ``(x^{n-1}, x^n, x^{n+1})`` stacks for the VDM;
 * :class:`OffsetPairs` - the discriminator's examples: two clean conditioning days and a
   candidate that is the true next day (label 1) or a real day at a wrong offset ``l != 1``
-  (label 0), classes balanced.
+  (label 0), classes balanced; optionally some negatives are made from real days (x^n plus
+  another day's change; the true next day with another day's large scales).
 
 Every item is a tensor of shape ``(frames, channels, H, W)``, oldest frame first. Each dataset
 names the *target day* of an item (``target_frame``): the day the model generates or judges,
@@ -152,10 +153,38 @@ NEGATIVES: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
+# The offsets reported for negatives that are no real day (:class:`OffsetPairs`): x^n plus the
+# one-day change of another day (``foreign_changes``), and the true next day with the large scales of
+# a day up to LARGE_SCALE_SHIFT days away (``large_scale_negatives``). Far outside any split.
+FOREIGN_CHANGE = -(2**31)
+OTHER_LARGE_SCALES = -(2**31) + 1
+LARGE_SCALE_SHIFT = 10
+
+
 def require_negatives(negatives: str) -> None:
     """Refuse an unknown kind of negatives in one line."""
     if negatives not in NEGATIVES:
         raise ClimdiffError(f"unknown kind of negatives {negatives!r} (use {', '.join(NEGATIVES)})")
+
+
+def require_synthetic_negatives(foreign_changes: float, large_scale_negatives: float, cutoff: int) -> None:
+    """Refuse fractions of made-up negatives outside [0, 1], together above 1, or a cutoff below 1."""
+    for name, fraction in (("foreign_changes", foreign_changes), ("large_scale_negatives", large_scale_negatives)):
+        if not 0 <= fraction <= 1:
+            raise ClimdiffError(f"{name} is a fraction of the negatives, 0 to 1; got {fraction}")
+    if foreign_changes + large_scale_negatives > 1:
+        raise ClimdiffError("foreign_changes and large_scale_negatives are parts of the negatives: together at most 1")
+    if cutoff < 1:
+        raise ClimdiffError(f"large_scale_cutoff is a wavenumber, at least 1; got {cutoff}")
+
+
+def large_scales(field: torch.Tensor, cutoff: int) -> torch.Tensor:
+    """The part of a field on the periodic square with integer wavenumbers |kx|, |ky| <= cutoff."""
+    h, w = field.shape[-2:]
+    ky = torch.fft.fftfreq(h, 1 / h).abs()
+    kx = torch.fft.rfftfreq(w, 1 / w)
+    keep = (ky[:, None] <= cutoff) & (kx[None, :] <= cutoff)
+    return torch.fft.irfft2(torch.fft.rfft2(field) * keep, s=(h, w)).to(field.dtype)
 
 
 def allowed_offsets(n: int, length: int, std: float, negatives: str) -> np.ndarray:
@@ -191,12 +220,38 @@ class OffsetPairs(Dataset):
     are exactly balanced. Negatives are drawn from a generator seeded by (seed, epoch, index):
     reproducible whatever the number of loader workers; :meth:`set_epoch` varies them per epoch.
     ``negatives`` limits the wrong offsets (:data:`NEGATIVES`, docs/training.md says why).
+
+    Two kinds of negative are made from real days, each a fraction of the negatives (0, the
+    default, draws exactly as earlier versions did). Why: every real day at a wrong offset lies on
+    the trajectory through x^n, so its change from x^n differs from the true one mostly in size,
+    and on small grids mostly in its small scales, which the sampler sets last. A discriminator
+    trained on those alone judges the size of a day's change, not where it goes, and cannot see
+    the large scales drift at the noise levels where the sampler decides them (measured on the
+    32x32 turbulence default with ``benchmarks/discriminator_probe.py``; docs/benchmarks.md):
+
+    * ``foreign_changes``: x^n + (x^{m+1} - x^m) for another day m (offset :data:`FOREIGN_CHANGE`):
+      a change of the right size and texture that does not follow from x^n;
+    * ``large_scale_negatives``: the true next day with its large scales (wavenumbers up to
+      ``large_scale_cutoff``, :func:`large_scales`) replaced by those of the day k days away, 2 <= |k|
+      <= :data:`LARGE_SCALE_SHIFT` (offset :data:`OTHER_LARGE_SCALES`): right in every detail
+      except a large-scale drift of several days. Periodic square grids only.
     """
 
-    def __init__(self, source: FrameSource, *, std: float = 2.0, seed: int = 0, negatives: str = "all") -> None:
+    def __init__(
+        self,
+        source: FrameSource,
+        *,
+        std: float = 2.0,
+        seed: int = 0,
+        negatives: str = "all",
+        foreign_changes: float = 0.0,
+        large_scale_negatives: float = 0.0,
+        large_scale_cutoff: int = 4,
+    ) -> None:
         require_negatives(negatives)
         if std <= 0:
             raise ClimdiffError(f"offset std must be positive, got {std}")
+        require_synthetic_negatives(foreign_changes, large_scale_negatives, large_scale_cutoff)
         # conditioning days n = 1 .. last: each needs its true next day and a negative in the split
         self.last = len(source) - 2
         while self.last >= 1 and allowed_offsets(self.last, len(source), std, negatives).size == 0:
@@ -210,6 +265,9 @@ class OffsetPairs(Dataset):
         self.std = std
         self.seed = seed
         self.negatives = negatives
+        self.foreign_changes = foreign_changes
+        self.large_scale_negatives = large_scale_negatives
+        self.large_scale_cutoff = large_scale_cutoff
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -218,14 +276,29 @@ class OffsetPairs(Dataset):
     def __len__(self) -> int:
         return 2 * self.last
 
-    def offset(self, index: int) -> int:
-        """The candidate's offset from x^n for item ``index`` (1 for positives)."""
+    def draw(self, index: int) -> tuple[int, int | None]:
+        """Item ``index``'s candidate: its offset from x^n (1 for positives; :data:`FOREIGN_CHANGE`,
+        :data:`OTHER_LARGE_SCALES` for the made-up negatives) and, for those, the other day they
+        take a change or large scales from."""
         n = index // 2 + 1
         if index % 2 == 0:
-            return 1
+            return 1, None
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.foreign_changes + self.large_scale_negatives > 0:
+            u = rng.random()
+            if u < self.foreign_changes:
+                m = int(rng.integers(0, len(self.source) - 2))  # one of the changes m -> m+1 other than n -> n+1
+                return FOREIGN_CHANGE, m + (m >= n)
+            if u < self.foreign_changes + self.large_scale_negatives:
+                shifts = [k for k in range(-LARGE_SCALE_SHIFT, LARGE_SCALE_SHIFT + 1) if abs(k) >= 2]
+                days = [n + 1 + k for k in shifts if 0 <= n + 1 + k < len(self.source)]
+                return OTHER_LARGE_SCALES, int(rng.choice(days))
         offsets, probs = offset_distribution(n, len(self.source), self.std, self.negatives)
-        return int(rng.choice(offsets, p=probs))
+        return int(rng.choice(offsets, p=probs)), None
+
+    def offset(self, index: int) -> int:
+        """The candidate's offset from x^n for item ``index`` (1 for positives)."""
+        return self.draw(index)[0]
 
     def target_frame(self, index: int) -> int:
         """Day n + 1, the day the sampler would generate after x^n, for negatives too: the date
@@ -234,7 +307,15 @@ class OffsetPairs(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         n = index // 2 + 1
-        offset = self.offset(index)
-        window = self.source.frames([n - 1, n, n + offset])
+        offset, other = self.draw(index)
+        if offset == FOREIGN_CHANGE:
+            days = self.source.frames([n - 1, n, other, other + 1])
+            window = torch.stack([days[0], days[1], days[1] + days[3] - days[2]])
+        elif offset == OTHER_LARGE_SCALES:
+            days = self.source.frames([n - 1, n, n + 1, other])
+            drift = large_scales(days[3] - days[2], self.large_scale_cutoff)
+            window = torch.stack([days[0], days[1], days[2] + drift])
+        else:
+            window = self.source.frames([n - 1, n, n + offset])
         label = torch.tensor(1.0 if offset == 1 else 0.0)
         return window, label, offset

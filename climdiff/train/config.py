@@ -9,7 +9,7 @@ from typing import Any
 
 import tomllib
 
-from climdiff.data.windows import require_negatives
+from climdiff.data.windows import require_negatives, require_synthetic_negatives
 from climdiff.errors import ClimdiffError
 from climdiff.finite import require_finite_settings
 from climdiff.models.presets import MODEL_KINDS, PRESETS
@@ -84,6 +84,9 @@ class TrainConfig:
     P_std: float = 1.2
     offset_std: float = 2.0
     negatives: str = "all"
+    foreign_changes: float = 0.0
+    large_scale_negatives: float = 0.0
+    large_scale_cutoff: int = 4
     crop: int | None = None
     disc_sigma_max: float | None = None
     area_weighted: bool = True
@@ -109,6 +112,7 @@ class TrainConfig:
         if self.crop is not None and self.crop < 4:
             raise ClimdiffError(f"crop must be at least 4 grid points, got {self.crop}")
         require_negatives(self.negatives)
+        require_synthetic_negatives(self.foreign_changes, self.large_scale_negatives, self.large_scale_cutoff)
         if self.disc_sigma_max is not None and not self.disc_sigma_max > 0:
             raise ClimdiffError(f"disc_sigma_max must be positive, got {self.disc_sigma_max}")
 

@@ -27,7 +27,14 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from climdiff.data.latlon import LatLonGrid
-from climdiff.data.windows import COPY_OFFSETS, ConsecutiveWindows, FrameSource, OffsetPairs
+from climdiff.data.windows import (
+    COPY_OFFSETS,
+    FOREIGN_CHANGE,
+    OTHER_LARGE_SCALES,
+    ConsecutiveWindows,
+    FrameSource,
+    OffsetPairs,
+)
 from climdiff.errors import ClimdiffError
 from climdiff.models.conditioning import conditioning
 from climdiff.models.edm import EDMLoss, training_sigma
@@ -209,9 +216,23 @@ class DiscriminatorTask(Task):
                 "random crops are periodic in both axes and would join the poles; train the discriminator "
                 "on a lat-lon grid without --crop"
             )
+        if config.large_scale_negatives > 0 and self.train_frames.grid.get("kind") == "latlon":
+            raise ClimdiffError(
+                "large-scale negatives take the large scales on the periodic square; train the discriminator "
+                "on a lat-lon grid without --large-scale-negatives"
+            )
 
     def make_dataset(self, frames: FrameSource) -> Dataset:
-        return OffsetPairs(frames, std=self.config.offset_std, seed=self.config.seed, negatives=self.config.negatives)
+        cfg = self.config
+        return OffsetPairs(
+            frames,
+            std=cfg.offset_std,
+            seed=cfg.seed,
+            negatives=cfg.negatives,
+            foreign_changes=cfg.foreign_changes,
+            large_scale_negatives=cfg.large_scale_negatives,
+            large_scale_cutoff=cfg.large_scale_cutoff,
+        )
 
     def model_settings(self) -> dict[str, Any]:
         return {**super().model_settings(), "tendency_scale": self.train_frames.change_std()}
@@ -263,7 +284,8 @@ class DiscriminatorTask(Task):
     @torch.no_grad()
     def validate(self, model: nn.Module, device: torch.device) -> dict[str, float]:
         """Loss at training noise, then accuracy and ROC-AUC per noise band, over all offsets and
-        over the offsets other than 0 and -1 (which copy a conditioning day and are easy)."""
+        over the offsets other than 0 and -1 (which copy a conditioning day and are easy), and for
+        each kind of made-up negative the AUC of the positives against those alone."""
         self.val_set.set_epoch(0)
         batches = self.validation_batches(device)
         metrics = self.validation_loss(model, batches)
@@ -286,6 +308,10 @@ class DiscriminatorTask(Task):
             metrics[f"auc_{band}"] = roc_auc(s, y)
             metrics[f"acc_hard_{band}"] = float(((s[hard] > 0) == y[hard]).mean())
             metrics[f"auc_hard_{band}"] = roc_auc(s[hard], y[hard])
+            for name, made_up in (("foreign", FOREIGN_CHANGE), ("large_scales", OTHER_LARGE_SCALES)):
+                if (o == made_up).any():  # the positives against this kind of made-up negative alone
+                    pick = y | (o == made_up)
+                    metrics[f"auc_{name}_{band}"] = roc_auc(s[pick], y[pick])
         return metrics
 
 
