@@ -14,7 +14,10 @@ of the split (drawn by seed), the candidates for day n+1 given x^n and x^{n-1}, 
 * ``another day's change``: x^n + (x^{m+1} - x^m) for a random other day m: a change of the right
   size and texture, unrelated to x^n;
 * ``change moved``: x^n plus the true change rolled by a quarter of the grid in both axes: the
-  right change in the wrong place.
+  right change in the wrong place;
+* ``large scales 5 days on`` (periodic grids): the true next day with the large scales
+  (wavenumbers up to 4, ``climdiff.data.windows.large_scales``) of day n+6: a drift of five days
+  in the scales the sampler sets first, at high noise.
 
 Each is noised with the same noise at each level sigma, and the table gives its mean logit and the
 ROC-AUC of the positives against it (1: always rated below the truth; 0.5: indistinguishable). A
@@ -40,7 +43,7 @@ from climdiff.assets import embedded_bundle
 from climdiff.bundle import descriptions_agree, load_bundle, resolve_checkpoint
 from climdiff.checkpoint import load_checkpoint
 from climdiff.data.transforms import normalization_entry
-from climdiff.data.windows import FrameSource
+from climdiff.data.windows import FrameSource, large_scales
 from climdiff.train.tasks import roc_auc
 
 Candidate = Callable[[dict[str, torch.Tensor]], torch.Tensor]
@@ -52,6 +55,9 @@ CANDIDATES: dict[str, Candidate] = {
     "0.5 x change": lambda d: d["x0"] + 0.5 * (d["x1"] - d["x0"]),
     "another day's change": lambda d: d["x0"] + d["other_next"] - d["other"],
     "change moved": lambda d: d["x0"] + moved(d["x1"] - d["x0"]),
+}
+PERIODIC_CANDIDATES: dict[str, Candidate] = {
+    "large scales 5 days on": lambda d: d["x1"] + large_scales(d["x6"] - d["x1"], 4),
 }
 
 
@@ -89,18 +95,19 @@ def probe(
 ) -> dict[float, dict[str, tuple[float, float]]]:
     """{sigma: {candidate: (mean logit, AUC of the positives against it)}}; ``next`` has AUC 0.5."""
     rng = np.random.default_rng(seed)
-    n = rng.choice(np.arange(1, len(source) - 2), size=min(days, len(source) - 3), replace=False)
+    n = rng.choice(np.arange(1, len(source) - 6), size=min(days, len(source) - 7), replace=False)
     other = rng.integers(0, len(source) - 2, size=n.size)
     other = np.where(other == n, (other + 1) % (len(source) - 2), other)
 
     def frames(index: np.ndarray) -> torch.Tensor:
         return source.frames(index.tolist())
 
-    d = {"xm1": frames(n - 1), "x0": frames(n), "x1": frames(n + 1), "x2": frames(n + 2)}
+    d = {"xm1": frames(n - 1), "x0": frames(n), "x1": frames(n + 1), "x2": frames(n + 2), "x6": frames(n + 6)}
     d |= {"other": frames(other), "other_next": frames(other + 1)}
     cond = torch.cat([d["x0"], d["xm1"]], dim=1)
     doy = source.year_fraction((n + 1).tolist()) if getattr(disc, "day_of_year", False) else None
-    candidates = {"next": d["x1"], **{name: make(d) for name, make in CANDIDATES.items()}}
+    kinds = CANDIDATES | (PERIODIC_CANDIDATES if source.grid.get("kind") != "latlon" else {})
+    candidates = {"next": d["x1"], **{name: make(d) for name, make in kinds.items()}}
     generator = torch.Generator().manual_seed(seed)
     table = {}
     for sigma in sigmas:

@@ -42,7 +42,7 @@ def test_a_discriminator_that_sees_only_the_size_of_a_change(learning_store: Pat
     probe = load_script()
     source = FrameSource(learning_store, "train")
     table = probe.probe(SizeOnly(source.change_std()), source, days=40, sigmas=[0.0], seed=0)[0.0]
-    assert set(table) == {"next", *probe.CANDIDATES}
+    assert set(table) == {"next", *probe.CANDIDATES, *probe.PERIODIC_CANDIDATES}
     assert table["next"][1] == 0.5  # the positives against themselves
     # the moved change has exactly the true change's size (to round-off): indistinguishable
     assert table["change moved"][1] == pytest.approx(0.5, abs=0.05)
@@ -67,7 +67,7 @@ def test_the_command_on_a_trained_bundle(guided_bundle: Path, learning_store: Pa
     expected = np.mean([np.corrcoef(changes[n - 1], changes[n])[0, 1] for n in days])
     assert lines[0] == f"correlation of consecutive one-day changes: {expected:+.3f}"
     rows = [line for line in lines if line.startswith("| 0.05 ") or line.startswith("| 1 ")]
-    assert len(rows) == 2 and all(len(row.strip("|").split("|")) == 8 for row in rows)
+    assert len(rows) == 2 and all(len(row.strip("|").split("|")) == 9 for row in rows)
     assert run("--data", str(learning_store), "--split", "train").stdout == done.stdout  # deterministic by seed
     refused = run("--data", str(turbulence_store))
     assert refused.returncode != 0 and "is not the data" in refused.stderr

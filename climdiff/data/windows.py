@@ -224,10 +224,11 @@ class OffsetPairs(Dataset):
     Two kinds of negative are made from real days, each a fraction of the negatives (0, the
     default, draws exactly as earlier versions did). Why: every real day at a wrong offset lies on
     the trajectory through x^n, so its change from x^n differs from the true one mostly in size,
-    and on small grids mostly in its small scales, which the sampler sets last. A discriminator
-    trained on those alone judges the size of a day's change, not where it goes, and cannot see
-    the large scales drift at the noise levels where the sampler decides them (measured on the
-    32x32 turbulence default with ``benchmarks/discriminator_probe.py``; docs/benchmarks.md):
+    and mostly in its small scales, which the sampler sets last. A discriminator trained on those
+    alone judges the size of a day's change, not where it goes, and hardly sees the large scales
+    drift at the noise levels where the sampler decides them (measured on the 32x32 turbulence
+    default with ``benchmarks/discriminator_probe.py``; docs/benchmarks.md, which also says what
+    they did to guided emulation: no reliable gain over the training-run spread):
 
     * ``foreign_changes``: x^n + (x^{m+1} - x^m) for another day m (offset :data:`FOREIGN_CHANGE`):
       a change of the right size and texture that does not follow from x^n;
