@@ -17,7 +17,7 @@ from scipy.stats import mannwhitneyu
 
 from climdiff.checkpoint import load_checkpoint
 from climdiff.errors import ClimdiffError, StoreError
-from climdiff.train.config import TrainConfig, resolve_config
+from climdiff.train.config import ADDED_SETTINGS, TrainConfig, resolve_config
 from climdiff.train.loop import train_model
 from climdiff.train.tasks import roc_auc
 
@@ -113,6 +113,22 @@ def test_resume_continues_exactly(turbulence_store: Path, tmp_path: Path) -> Non
         assert torch.equal(a[name], b[name]), name
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_run_started_before_the_made_up_negatives_resumes(turbulence_store: Path, tmp_path: Path) -> None:
+    def stop_at_2(step: int) -> None:
+        if step == 2:
+            raise Stop
+
+    out = tmp_path / "old"
+    with pytest.raises(Stop):
+        train_model(tiny("disc"), turbulence_store, out, device="cpu", quiet=True, after_checkpoint=stop_at_2)
+    record = json.loads((out / "run.json").read_text())
+    assert not set(ADDED_SETTINGS) & set(record["config"]["train"])  # at their defaults: not in the identity
+    train_model(tiny("disc"), turbulence_store, out, device="cpu", quiet=True)  # resumes
+    assert json.loads((out / "run.json").read_text())["complete"] is True
+    with pytest.raises(StoreError, match=r"differs in: train"):  # a run with them set is another run
+        train_model(tiny("disc", foreign_changes=0.5), turbulence_store, out, device="cpu", quiet=True)
 
 
 def test_finished_or_different_runs_are_refused(turbulence_store: Path, tmp_path: Path) -> None:

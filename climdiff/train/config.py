@@ -119,6 +119,17 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def identity(self) -> dict[str, Any]:
+        """The settings a run directory is identified by: every field, except those added after
+        runs were first written (:data:`ADDED_SETTINGS`) while they hold their default, so a run
+        started by an earlier version still resumes."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        return {k: v for k, v in self.to_dict().items() if k not in ADDED_SETTINGS or v != defaults[k]}
+
+
+# Training settings added after the first runs were written (the made-up negatives, 2026-12-04).
+ADDED_SETTINGS = ("foreign_changes", "large_scale_negatives", "large_scale_cutoff")
+
 
 # The Python types a setting's annotation allows (an int where a float is expected is fine; a bool,
 # although Python counts it as an int, is not a number of steps).

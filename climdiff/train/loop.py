@@ -133,7 +133,7 @@ def train_model(
     try:
         task = make_task(config, data)
         plan = _plan(task, config, world)  # every refusal comes before anything is written
-        identity = {"train": config.to_dict(), "data": task.train_frames.store_config}
+        identity = {"train": config.identity(), "data": task.train_frames.store_config}
         resume = False
         if world.is_main:
             resume = claim_output(
