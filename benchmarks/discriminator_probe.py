@@ -16,7 +16,7 @@ of the split (drawn by seed), the candidates for day n+1 given x^n and x^{n-1}, 
 * ``change moved``: x^n plus the true change rolled by a quarter of the grid in both axes: the
   right change in the wrong place;
 * ``large scales 5 days on`` (periodic grids): the true next day with the large scales
-  (wavenumbers up to 4, ``climdiff.data.windows.large_scales``) of day n+6: a drift of five days
+  (wavenumbers up to 4, ``climdiff.data.windows.square_grid(...).large_scales``) of day n+6: a drift of five days
   in the scales the sampler sets first, at high noise.
 
 Each is noised with the same noise at each level sigma, and the table gives its mean logit and the
@@ -43,7 +43,7 @@ from climdiff.assets import embedded_bundle
 from climdiff.bundle import descriptions_agree, load_bundle, resolve_checkpoint
 from climdiff.checkpoint import load_checkpoint
 from climdiff.data.transforms import normalization_entry
-from climdiff.data.windows import FrameSource, large_scales
+from climdiff.data.windows import FrameSource, square_grid
 from climdiff.train.tasks import roc_auc
 
 Candidate = Callable[[dict[str, torch.Tensor]], torch.Tensor]
@@ -57,7 +57,7 @@ CANDIDATES: dict[str, Candidate] = {
     "change moved": lambda d: d["x0"] + moved(d["x1"] - d["x0"]),
 }
 PERIODIC_CANDIDATES: dict[str, Candidate] = {
-    "large scales 5 days on": lambda d: d["x1"] + large_scales(d["x6"] - d["x1"], 4),
+    "large scales 5 days on": lambda d: d["x1"] + d["large_drift"],
 }
 
 
@@ -106,7 +106,10 @@ def probe(
     d |= {"other": frames(other), "other_next": frames(other + 1)}
     cond = torch.cat([d["x0"], d["xm1"]], dim=1)
     doy = source.year_fraction((n + 1).tolist()) if getattr(disc, "day_of_year", False) else None
-    kinds = CANDIDATES | (PERIODIC_CANDIDATES if source.grid.get("kind") != "latlon" else {})
+    kinds = dict(CANDIDATES)
+    if source.grid.get("kind") != "latlon":
+        d["large_drift"] = square_grid(source).large_scales(d["x6"] - d["x1"], 4)
+        kinds |= PERIODIC_CANDIDATES
     candidates = {"next": d["x1"], **{name: make(d) for name, make in kinds.items()}}
     generator = torch.Generator().manual_seed(seed)
     table = {}

@@ -10,13 +10,13 @@ import pytest
 import torch
 import xarray as xr
 
+from climdiff.data.spectral import SpectralGrid
 from climdiff.data.windows import (
     FOREIGN_CHANGE,
     OTHER_LARGE_SCALES,
     ConsecutiveWindows,
     FrameSource,
     OffsetPairs,
-    large_scales,
     offset_distribution,
 )
 from climdiff.errors import ClimdiffError, StoreError
@@ -158,8 +158,9 @@ def test_foreign_changes_add_another_days_change_to_today(turbulence_store: Path
 def test_large_scales_keep_the_low_wavenumbers() -> None:
     y, x = torch.meshgrid(*(torch.arange(32) * 2 * np.pi / 32,) * 2, indexing="ij")
     low, high = torch.cos(3 * x) * torch.sin(2 * y), torch.sin(9 * x) + torch.cos(5 * y)
-    np.testing.assert_allclose(large_scales(low + high, 4).numpy(), low.numpy(), atol=1e-5)
-    np.testing.assert_allclose(large_scales(low + high, 9).numpy(), (low + high).numpy(), atol=1e-5)
+    grid = SpectralGrid(32, dtype=torch.float32)
+    np.testing.assert_allclose(grid.large_scales(low + high, 4).numpy(), low.numpy(), atol=1e-5)
+    np.testing.assert_allclose(grid.large_scales(low + high, 9).numpy(), (low + high).numpy(), atol=1e-5)
 
 
 def test_large_scale_negatives_are_the_next_day_with_another_days_large_scales(turbulence_store: Path) -> None:
@@ -171,6 +172,7 @@ def test_large_scale_negatives_are_the_next_day_with_another_days_large_scales(t
         and kinds[OTHER_LARGE_SCALES] > 0
         and sum(kinds.values()) > kinds[FOREIGN_CHANGE] + kinds[OTHER_LARGE_SCALES]
     )
+    large_scales = SpectralGrid(32, dtype=torch.float32).large_scales
     for i in range(1, len(pairs), 2):
         offset, other = pairs.draw(i)
         if offset != OTHER_LARGE_SCALES:

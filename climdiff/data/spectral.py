@@ -101,6 +101,11 @@ class SpectralGrid:
         """Inverse of :meth:`fft` (``irfft2`` with the output size pinned to ``(n, n)``)."""
         return torch.fft.irfft2(field_hat, s=(self.n, self.n))
 
+    def large_scales(self, field: torch.Tensor, cutoff: int) -> torch.Tensor:
+        """The part of ``field`` on modes with integer wavenumbers ``|mx|, |my| <= cutoff``."""
+        keep = (torch.round(self.kx / self.k0).abs() <= cutoff) & (torch.round(self.ky / self.k0).abs() <= cutoff)
+        return self.ifft(self.fft(field) * keep).to(field.dtype)
+
     def parseval_sum(self, density: torch.Tensor) -> torch.Tensor:
         """``(1 / N**2) * sum over the full spectrum`` of a real per-mode quantity given on the half plane.
 

@@ -29,6 +29,7 @@ import zarr
 from torch.utils.data import Dataset
 
 from climdiff.data.seasons import store_year_fraction
+from climdiff.data.spectral import SpectralGrid
 from climdiff.data.store import open_training_store
 from climdiff.data.transforms import transform_from_header
 from climdiff.errors import ClimdiffError
@@ -178,13 +179,12 @@ def require_synthetic_negatives(foreign_changes: float, large_scale_negatives: f
         raise ClimdiffError(f"large_scale_cutoff is a wavenumber, at least 1; got {cutoff}")
 
 
-def large_scales(field: torch.Tensor, cutoff: int) -> torch.Tensor:
-    """The part of a field on the periodic square with integer wavenumbers |kx|, |ky| <= cutoff."""
-    h, w = field.shape[-2:]
-    ky = torch.fft.fftfreq(h, 1 / h).abs()
-    kx = torch.fft.rfftfreq(w, 1 / w)
-    keep = (ky[:, None] <= cutoff) & (kx[None, :] <= cutoff)
-    return torch.fft.irfft2(torch.fft.rfft2(field) * keep, s=(h, w)).to(field.dtype)
+def square_grid(source: FrameSource) -> SpectralGrid:
+    """The Fourier grid of a split's periodic square frames (float32, as the frames)."""
+    h, w = source.frame(0).shape[-2:]
+    if h != w:
+        raise ClimdiffError(f"large-scale negatives need square periodic frames, got {h} x {w}")
+    return SpectralGrid(w, dtype=torch.float32)
 
 
 def allowed_offsets(n: int, length: int, std: float, negatives: str) -> np.ndarray:
@@ -233,7 +233,7 @@ class OffsetPairs(Dataset):
     * ``foreign_changes``: x^n + (x^{m+1} - x^m) for another day m (offset :data:`FOREIGN_CHANGE`):
       a change of the right size and texture that does not follow from x^n;
     * ``large_scale_negatives``: the true next day with its large scales (wavenumbers up to
-      ``large_scale_cutoff``, :func:`large_scales`) replaced by those of the day k days away, 2 <= |k|
+      ``large_scale_cutoff``, :meth:`SpectralGrid.large_scales`) replaced by those of the day k days away, 2 <= |k|
       <= :data:`LARGE_SCALE_SHIFT` (offset :data:`OTHER_LARGE_SCALES`): right in every detail
       except a large-scale drift of several days. Periodic square grids only.
     """
@@ -269,6 +269,7 @@ class OffsetPairs(Dataset):
         self.foreign_changes = foreign_changes
         self.large_scale_negatives = large_scale_negatives
         self.large_scale_cutoff = large_scale_cutoff
+        self.grid = square_grid(source) if large_scale_negatives > 0 else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -314,7 +315,7 @@ class OffsetPairs(Dataset):
             window = torch.stack([days[0], days[1], days[1] + days[3] - days[2]])
         elif offset == OTHER_LARGE_SCALES:
             days = self.source.frames([n - 1, n, n + 1, other])
-            drift = large_scales(days[3] - days[2], self.large_scale_cutoff)
+            drift = self.grid.large_scales(days[3] - days[2], self.large_scale_cutoff)  # type: ignore[union-attr]
             window = torch.stack([days[0], days[1], days[2] + drift])
         else:
             window = self.source.frames([n - 1, n, n + offset])
