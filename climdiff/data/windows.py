@@ -269,11 +269,15 @@ class OffsetPairs(Dataset):
         self.foreign_changes = foreign_changes
         self.large_scale_negatives = large_scale_negatives
         self.large_scale_cutoff = large_scale_cutoff
-        self.grid = square_grid(source) if large_scale_negatives > 0 else None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    @functools.cached_property
+    def grid(self) -> SpectralGrid:
+        """The Fourier grid of the large-scale negatives, built at the first one."""
+        return square_grid(self.source)
 
     def __len__(self) -> int:
         return 2 * self.last
@@ -315,7 +319,7 @@ class OffsetPairs(Dataset):
             window = torch.stack([days[0], days[1], days[1] + days[3] - days[2]])
         elif offset == OTHER_LARGE_SCALES:
             days = self.source.frames([n - 1, n, n + 1, other])
-            drift = self.grid.large_scales(days[3] - days[2], self.large_scale_cutoff)  # type: ignore[union-attr]
+            drift = self.grid.large_scales(days[3] - days[2], self.large_scale_cutoff)
             window = torch.stack([days[0], days[1], days[2] + drift])
         else:
             window = self.source.frames([n - 1, n, n + offset])
