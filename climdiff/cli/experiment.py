@@ -9,7 +9,7 @@ from typing import Annotated
 import dask
 import typer
 
-from climdiff.cli.common import Device, OutPath, Overwrite, Quiet, command_line
+from climdiff.cli.common import Device, OutPath, Overwrite, Quiet, Solver, command_line
 from climdiff.experiment.protocol import resolve_protocol
 from climdiff.experiment.stages import run_compare
 from climdiff.runtime import configure_threads
@@ -41,6 +41,7 @@ def compare(
     churn: Annotated[
         float | None, _option("Sampler S_churn of all three methods (default 55; the lat-lon default uses 0).")
     ] = None,
+    solver: Solver = None,
     long_years: Annotated[int | None, _option("Length of the long runs in years (small: 10).")] = None,
     long_days: Annotated[int | None, _option("Length of the long runs in days (instead of years).")] = None,
     long_members: Annotated[int | None, _option("Members of each method's long run (small: 4).")] = None,
@@ -78,6 +79,7 @@ def compare(
         "guidance": guidance,
         "guidance_sigma_max": guidance_sigma_max,
         "churn": churn,
+        "solver": solver,
         "long_years": long_years,
         "long_days": long_days,
         "long_members": long_members,

@@ -28,7 +28,8 @@ CENTURY_METHODS = ("guided", "vdm")  # the paper's century runs: the guided IDM 
 class CompareProtocol:
     """Training, sampling, rollout and evaluation settings of one comparison.
 
-    ``churn``: the sampler's S_churn for all three methods (the EDM paper's 55 unless given).
+    ``churn``: the sampler's S_churn for all three methods (the EDM paper's 55 unless given);
+    ``solver``: their ODE solver (``heun`` or ``dpmpp_2m``, which needs churn 0).
     ``climate_metrics``: the metric families of the long runs' evaluation (None: every one that
     applies). ``runs``: trained runs given instead of training (kind -> resolved run directory).
     """
@@ -41,6 +42,7 @@ class CompareProtocol:
     guidance: float = 14.0
     guidance_sigma_max: float | None = None
     churn: float = SamplerConfig.S_churn
+    solver: str = SamplerConfig.solver
     long_years: int | None = None
     long_days: int | None = None
     long_members: int = 4
@@ -66,6 +68,7 @@ class CompareProtocol:
             raise ClimdiffError(f"--members must be at least 2 (calibration needs an ensemble), got {self.members}")
         if self.century_members < 0 or self.resamples < 10 or self.guidance < 0 or self.churn < 0:
             raise ClimdiffError("need --century-members >= 0, --resamples >= 10, --guidance >= 0 and --churn >= 0")
+        self.sampler()  # the sampler's own checks (solver name, churn against the solver, window)
         _check_length("long", self.long_years, self.long_days)
         if self.century_members:
             _check_length("century", self.century_years, self.century_days)
@@ -84,8 +87,23 @@ class CompareProtocol:
         """The methods that get century runs (none when ``century_members`` is 0)."""
         return CENTURY_METHODS if self.century_members else ()
 
+    def sampler(self) -> SamplerConfig:
+        """The sampler settings of the methods' bundles (a bundle without a discriminator samples unguided)."""
+        return SamplerConfig(
+            steps=self.sampler_steps,
+            guidance=self.guidance,
+            guidance_sigma_max=self.guidance_sigma_max,
+            S_churn=self.churn,
+            solver=self.solver,
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The protocol as a dict (an experiment folder's identity); the default Heun solver is left
+        out, so that folders started before the solver could be chosen still resume."""
+        values = dataclasses.asdict(self)
+        if values["solver"] == SamplerConfig.solver:
+            del values["solver"]
+        return values
 
 
 def _check_length(name: str, years: int | None, days: int | None) -> None:

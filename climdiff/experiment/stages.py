@@ -47,7 +47,6 @@ from climdiff.rollout.engine import EmulateConfig, emulate, first_day
 from climdiff.rollout.forecast import forecast, plan_forecast, spread_starts
 from climdiff.rollout.policy import chains_per_call, configure_sampling_threads
 from climdiff.runtime import configure_threads
-from climdiff.sampling.config import SamplerConfig
 from climdiff.train.config import resolve_config
 from climdiff.train.loop import read_run_header, train_model
 from climdiff.zarr_io import read_header, store_meta
@@ -99,10 +98,7 @@ def _bundle(ctx: Context, method: str) -> None:
     if out.exists():  # a bundle cut short by a kill: it is ours and cheap to make again
         remove_output(out)
     models = {"vdm": ("vdm",), "unguided": ("idm",), "guided": ("idm", "disc")}[method]
-    sampler = SamplerConfig(
-        steps=p.sampler_steps, guidance=p.guidance, guidance_sigma_max=p.guidance_sigma_max, S_churn=p.churn
-    )
-    make_bundle(out, data=ctx.data, sampler=sampler, name=method, **{k: ctx.layout.run(k) for k in models})
+    make_bundle(out, data=ctx.data, sampler=p.sampler(), name=method, **{k: ctx.layout.run(k) for k in models})
 
 
 def _rollout_config(ctx: Context, bundle: Any, members: int, years: int | None, days: int | None) -> EmulateConfig:
