@@ -174,6 +174,17 @@ def test_bundle_from_another_changes_only_the_sampler(cli, tmp_path: Path) -> No
         assert cli("emulate", *args, "--days", "3", "--out", tmp_path / f"{label}.zarr", "--quiet").exit_code == 0
     days = {label: xr.open_zarr(tmp_path / f"{label}.zarr")["vorticity"].values for label in runs}
     assert (days["copy"] == days["source"]).all()
+    # a window can be cleared again: 'all' guides at every noise level
+    windowed = load_bundle(embedded_bundle("turbulence32"))
+    assert windowed.sampler.guidance_sigma_max is not None
+    wide = cli("bundle", "--from", "turbulence32", "--guidance-sigma-max", "all", "--out", tmp_path / "wide.bundle")
+    assert wide.exit_code == 0, wide.stderr
+    widened = load_bundle(tmp_path / "wide.bundle")
+    assert widened.sampler == dataclasses.replace(windowed.sampler, guidance_sigma_max=None)
+    assert widened.meta["tuning"]["changed"] == {"guidance_sigma_max": None}
+    for bad in ("-1", "1,2", "wide"):
+        refused = cli("bundle", "--from", "turbulence32", "--guidance-sigma-max", bad, "--out", tmp_path / "x.bundle")
+        assert refused.exit_code != 0 and "--guidance-sigma-max" in refused.stderr, refused.stderr
     mixed = cli("bundle", "--from", out, "--data", tmp_path, "--out", tmp_path / "x.bundle")
     assert mixed.exit_code != 0 and "--from keeps its bundle's models" in mixed.stderr
     bare = cli("bundle", "--out", tmp_path / "y.bundle")

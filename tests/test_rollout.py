@@ -164,11 +164,14 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
         "--quiet",
         "--steps",
         "10",
+        "--guidance-sigma-max",
+        "2.5",
     )
     assert ok.exit_code == 0, ok.stderr
     assert "wrote 2 member(s) x 3 days" in ok.stdout
     ds = xr.open_zarr(out)
-    assert json.loads(ds.attrs["sampler"])["steps"] == 10 and ds.sizes["time"] == 3
+    sampler = json.loads(ds.attrs["sampler"])
+    assert sampler["steps"] == 10 and sampler["guidance_sigma_max"] == 2.5 and ds.sizes["time"] == 3
     # two 32x32 members per call: a small call runs each network on one thread, and the
     # guidance on a core of its own when there is a second one
     assert ds.attrs["threads"] == 1 and json.loads(ds.attrs["guidance_thread"]) == (default_threads() >= 2)
@@ -202,6 +205,7 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
         (["--days", "0"], "at least one day"),
         (["--days", "2", "--start", "0005-02-30"], "not a date in the noleap calendar"),
         (["--days", "2", "--members", "0"], "--members must be positive"),
+        (["--days", "2", "--guidance-sigma-max", "0"], "--guidance-sigma-max takes one positive noise level"),
     ]:
         result = cli("emulate", "--checkpoint", guided_bundle, "--out", tmp_path / "x.zarr", "--quiet", *args)
         assert result.exit_code != 0 and message in result.stderr and "Traceback" not in result.stderr, (
@@ -223,6 +227,8 @@ def test_cli_emulate_and_its_errors(cli, guided_bundle, tmp_path) -> None:
         "--quiet",
         "--steps",
         "10",
+        "--guidance-sigma-max",
+        "2.5",
     )
     assert again.exit_code != 0 and "already complete" in again.stderr
 

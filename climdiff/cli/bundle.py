@@ -9,7 +9,7 @@ import typer
 
 from climdiff.assets import bundle_path
 from climdiff.bundle import derive_bundle, load_bundle, make_bundle
-from climdiff.cli.common import GuidanceSigmaMax, OutPath, Overwrite, Solver
+from climdiff.cli.common import GuidanceSigmaMax, OutPath, Overwrite, Solver, with_window
 from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
 
@@ -62,7 +62,6 @@ def bundle(
         "S_churn": churn,
         "S_noise": s_noise,
         "sigma_max": sigma_max,
-        "guidance_sigma_max": guidance_sigma_max,
         "solver": solver,
     }
     if source is not None:
@@ -71,9 +70,11 @@ def bundle(
                 "--from keeps its bundle's models and initial state: drop --data, the models and --start-index"
             )
         base = load_bundle(bundle_path(source))
+        sampler = with_window(base.sampler.replace(**changes), guidance_sigma_max)
         given = {key: value for key, value in changes.items() if value is not None}
+        if guidance_sigma_max is not None:  # None here is "all": the whole schedule
+            given["guidance_sigma_max"] = sampler.guidance_sigma_max
         record = {"derived_from": base.meta["name"], "source_sha256": base.meta["bundle_sha256"], "changed": given}
-        sampler = base.sampler.replace(**given)
         path = derive_bundle(base, out, sampler=sampler, tuning=record, name=name, overwrite=overwrite)
     else:
         if data is None:
@@ -84,7 +85,7 @@ def bundle(
             idm=idm,
             disc=disc,
             vdm=vdm,
-            sampler=PAPER.replace(**changes),
+            sampler=with_window(PAPER.replace(**changes), guidance_sigma_max),
             name=name,
             start_index=start_index,
             overwrite=overwrite,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shlex
 import sys
@@ -11,6 +12,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from climdiff.errors import ClimdiffError
+from climdiff.sampling.config import SamplerConfig
 
 Threads = Annotated[
     int | None,
@@ -24,9 +28,10 @@ Overwrite = Annotated[
 Device = Annotated[str, typer.Option(help="Compute device: auto, cpu, cuda or cuda:N.")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
 GuidanceSigmaMax = Annotated[
-    float | None,
+    str | None,
     typer.Option(
-        help="Guide only at noise levels sigma up to this value, where the discriminator can tell days apart (default: every level)."
+        help="Guide only at noise levels sigma up to this value, where the discriminator can tell days apart; 'all' guides at every level.",
+        show_default=False,
     ),
 ]
 Solver = Annotated[
@@ -41,6 +46,33 @@ OutPath = Annotated[Path, typer.Option("--out", "-o", help="Output path.", show_
 def command_line() -> str:
     """The command as typed, recorded in outputs' provenance."""
     return shlex.join(["climdiff", *sys.argv[1:]])
+
+
+def numbers(text: str, flag: str, allow_all: bool = False) -> tuple[float | None, ...]:
+    """``"0,7,14"`` (and ``all`` for the whole schedule where allowed) as numbers."""
+    values: list[float | None] = []
+    for item in (part.strip() for part in text.split(",")):
+        if allow_all and item == "all":
+            values.append(None)
+            continue
+        try:
+            values.append(float(item))
+        except ValueError:
+            raise ClimdiffError(
+                f"{flag} takes comma-separated numbers{' or all' if allow_all else ''}, got {text!r}"
+            ) from None
+    return tuple(values)
+
+
+def with_window(sampler: SamplerConfig, text: str | None) -> SamplerConfig:
+    """``sampler`` with --guidance-sigma-max applied: unchanged when the option is not given, the whole
+    schedule for ``all`` (which a plain None cannot say: ``SamplerConfig.replace`` skips None)."""
+    if text is None:
+        return sampler
+    values = numbers(text, "--guidance-sigma-max", allow_all=True)
+    if len(values) != 1 or (values[0] is not None and not values[0] > 0):
+        raise ClimdiffError(f"--guidance-sigma-max takes one positive noise level or all, got {text!r}")
+    return dataclasses.replace(sampler, guidance_sigma_max=values[0])
 
 
 def flatten(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

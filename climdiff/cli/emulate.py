@@ -18,6 +18,7 @@ from climdiff.cli.common import (
     Quiet,
     Solver,
     command_line,
+    with_window,
 )
 from climdiff.diskspace import reporting_full_disk
 from climdiff.errors import ClimdiffError
@@ -134,8 +135,8 @@ def emulate(
     chains = chains_per_call(members, batch, forecast=init_from is not None)
     concurrent = configure_sampling_threads(threads, chains, tuple(bundle.initial_state.shape[1:]))
     n_days = days if days is not None else days_in_years(first_day(bundle, start), years)
-    sampler = bundle.sampler.replace(
-        guidance=guidance, steps=steps, guidance_sigma_max=guidance_sigma_max, solver=solver, S_churn=churn
+    sampler = with_window(
+        bundle.sampler.replace(guidance=guidance, steps=steps, solver=solver, S_churn=churn), guidance_sigma_max
     )
     config = EmulateConfig(
         days=n_days,

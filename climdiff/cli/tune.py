@@ -9,28 +9,11 @@ import typer
 
 from climdiff.assets import DEFAULT_MODEL, embedded_bundle
 from climdiff.bundle import load_bundle
-from climdiff.cli.common import Device, OutPath, Overwrite, Quiet, Threads, command_line
-from climdiff.errors import ClimdiffError
+from climdiff.cli.common import Device, OutPath, Overwrite, Quiet, Threads, command_line, numbers
 from climdiff.experiment.tune_guidance import TuneConfig, default_candidates, tune_guidance
 from climdiff.rollout.policy import configure_sampling_threads
 
 DEFAULTS = TuneConfig(lambdas=(0.0,), windows=(None,))
-
-
-def _numbers(text: str, flag: str, allow_all: bool = False) -> tuple[float | None, ...]:
-    """``"0,7,14"`` (and ``all`` for the whole schedule where allowed) as numbers."""
-    values: list[float | None] = []
-    for item in (part.strip() for part in text.split(",")):
-        if allow_all and item == "all":
-            values.append(None)
-            continue
-        try:
-            values.append(float(item))
-        except ValueError:
-            raise ClimdiffError(
-                f"{flag} takes comma-separated numbers{' or all' if allow_all else ''}, got {text!r}"
-            ) from None
-    return tuple(values)
 
 
 def tune_guidance_command(
@@ -78,8 +61,8 @@ def tune_guidance_command(
     bundle = load_bundle(checkpoint if checkpoint is not None else embedded_bundle(model))
     grid, window_list = default_candidates(bundle.sampler)
     config = TuneConfig(
-        lambdas=grid if lambdas is None else _numbers(lambdas, "--lambdas"),
-        windows=window_list if windows is None else _numbers(windows, "--windows", allow_all=True),
+        lambdas=grid if lambdas is None else numbers(lambdas, "--lambdas"),
+        windows=window_list if windows is None else numbers(windows, "--windows", allow_all=True),
         refine=refine,
         starts=starts,
         members=members,
