@@ -182,6 +182,15 @@ def test_bundle_from_another_changes_only_the_sampler(cli, tmp_path: Path) -> No
     widened = load_bundle(tmp_path / "wide.bundle")
     assert widened.sampler == dataclasses.replace(windowed.sampler, guidance_sigma_max=None)
     assert widened.meta["tuning"]["changed"] == {"guidance_sigma_max": None}
+    # a window wholly above the bundle's (sigma <= 5): both ends apply together
+    above = cli(
+        "bundle", "--from", "turbulence32", "--guidance-sigma-min", "6", "--guidance-sigma-max", "all",
+        "--out", tmp_path / "above.bundle",
+    )  # fmt: skip
+    assert above.exit_code == 0, above.stderr
+    lifted = load_bundle(tmp_path / "above.bundle")
+    assert (lifted.sampler.guidance_sigma_min, lifted.sampler.guidance_sigma_max) == (6.0, None)
+    assert lifted.meta["tuning"]["changed"] == {"guidance_sigma_min": 6.0, "guidance_sigma_max": None}
     for bad in ("-1", "1,2", "wide"):
         refused = cli("bundle", "--from", "turbulence32", "--guidance-sigma-max", bad, "--out", tmp_path / "x.bundle")
         assert refused.exit_code != 0 and "--guidance-sigma-max" in refused.stderr, refused.stderr

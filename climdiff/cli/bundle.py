@@ -9,7 +9,7 @@ import typer
 
 from climdiff.assets import bundle_path
 from climdiff.bundle import derive_bundle, load_bundle, make_bundle
-from climdiff.cli.common import GuidanceSigmaMax, OutPath, Overwrite, Solver, with_window
+from climdiff.cli.common import GuidanceSigmaMax, GuidanceSigmaMin, OutPath, Overwrite, Solver, with_window
 from climdiff.errors import ClimdiffError
 from climdiff.sampling.config import SamplerConfig
 
@@ -48,6 +48,7 @@ def bundle(
     sigma_max: Annotated[
         float | None, typer.Option(help=f"Largest noise level of the schedule (default {PAPER.sigma_max:g}).")
     ] = None,
+    guidance_sigma_min: GuidanceSigmaMin = None,
     guidance_sigma_max: GuidanceSigmaMax = None,
     solver: Solver = None,
     overwrite: Overwrite = False,
@@ -70,8 +71,10 @@ def bundle(
                 "--from keeps its bundle's models and initial state: drop --data, the models and --start-index"
             )
         base = load_bundle(bundle_path(source))
-        sampler = with_window(base.sampler.replace(**changes), guidance_sigma_max)
+        sampler = with_window(base.sampler.replace(**changes), guidance_sigma_min, guidance_sigma_max)
         given = {key: value for key, value in changes.items() if value is not None}
+        if guidance_sigma_min is not None:
+            given["guidance_sigma_min"] = guidance_sigma_min
         if guidance_sigma_max is not None:  # None here is "all": the whole schedule
             given["guidance_sigma_max"] = sampler.guidance_sigma_max
         record = {"derived_from": base.meta["name"], "source_sha256": base.meta["bundle_sha256"], "changed": given}
@@ -85,7 +88,7 @@ def bundle(
             idm=idm,
             disc=disc,
             vdm=vdm,
-            sampler=with_window(PAPER.replace(**changes), guidance_sigma_max),
+            sampler=with_window(PAPER.replace(**changes), guidance_sigma_min, guidance_sigma_max),
             name=name,
             start_index=start_index,
             overwrite=overwrite,

@@ -34,6 +34,13 @@ GuidanceSigmaMax = Annotated[
         show_default=False,
     ),
 ]
+GuidanceSigmaMin = Annotated[
+    float | None,
+    typer.Option(
+        help="Guide only at noise levels sigma from this value up (DG's time_min; 0 = down to the last step).",
+        show_default=False,
+    ),
+]
 Solver = Annotated[
     str | None,
     typer.Option(
@@ -64,15 +71,18 @@ def numbers(text: str, flag: str, allow_all: bool = False) -> tuple[float | None
     return tuple(values)
 
 
-def with_window(sampler: SamplerConfig, text: str | None) -> SamplerConfig:
-    """``sampler`` with --guidance-sigma-max applied: unchanged when the option is not given, the whole
-    schedule for ``all`` (which a plain None cannot say: ``SamplerConfig.replace`` skips None)."""
-    if text is None:
-        return sampler
-    values = numbers(text, "--guidance-sigma-max", allow_all=True)
-    if len(values) != 1 or (values[0] is not None and not values[0] > 0):
-        raise ClimdiffError(f"--guidance-sigma-max takes one positive noise level or all, got {text!r}")
-    return dataclasses.replace(sampler, guidance_sigma_max=values[0])
+def with_window(sampler: SamplerConfig, lower: float | None, upper: str | None) -> SamplerConfig:
+    """``sampler`` with --guidance-sigma-min and --guidance-sigma-max applied together (so that a new
+    window may lie wholly outside the old one): an option not given keeps the bundle's value, and
+    ``all`` as the upper end guides to the top of the schedule (which a plain None cannot say:
+    ``SamplerConfig.replace`` skips None)."""
+    changes: dict[str, float | None] = {} if lower is None else {"guidance_sigma_min": lower}
+    if upper is not None:
+        values = numbers(upper, "--guidance-sigma-max", allow_all=True)
+        if len(values) != 1 or (values[0] is not None and not values[0] > 0):
+            raise ClimdiffError(f"--guidance-sigma-max takes one positive noise level or all, got {upper!r}")
+        changes["guidance_sigma_max"] = values[0]
+    return dataclasses.replace(sampler, **changes)
 
 
 def flatten(summary: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:

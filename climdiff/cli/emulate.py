@@ -13,6 +13,7 @@ from climdiff.bundle import load_bundle
 from climdiff.cli.common import (
     Device,
     GuidanceSigmaMax,
+    GuidanceSigmaMin,
     OutPath,
     Overwrite,
     Quiet,
@@ -61,6 +62,7 @@ def emulate(
         float | None, typer.Option(help="Guidance strength lambda (default: the bundle's); 0 = unguided IDM.")
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Sampler steps per day (default: the bundle's).")] = None,
+    guidance_sigma_min: GuidanceSigmaMin = None,
     guidance_sigma_max: GuidanceSigmaMax = None,
     solver: Solver = None,
     churn: Annotated[
@@ -136,7 +138,9 @@ def emulate(
     concurrent = configure_sampling_threads(threads, chains, tuple(bundle.initial_state.shape[1:]))
     n_days = days if days is not None else days_in_years(first_day(bundle, start), years)
     sampler = with_window(
-        bundle.sampler.replace(guidance=guidance, steps=steps, solver=solver, S_churn=churn), guidance_sigma_max
+        bundle.sampler.replace(guidance=guidance, steps=steps, solver=solver, S_churn=churn),
+        guidance_sigma_min,
+        guidance_sigma_max,
     )
     config = EmulateConfig(
         days=n_days,
