@@ -57,6 +57,13 @@ def canonical(config: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(config, sort_keys=True))
 
 
+def without_added_defaults(values: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the settings in ``added`` (name -> default) that hold their default: a
+    setting introduced after outputs were first written stays out of their identity until it is
+    used, so those outputs still resume."""
+    return {k: v for k, v in values.items() if k not in added or v != added[k]}
+
+
 def config_differences(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """Names of top-level settings that differ between two configurations."""
     a, b = canonical(stored), canonical(wanted)

@@ -18,6 +18,7 @@ from typing import Any
 from climdiff.errors import ClimdiffError
 from climdiff.evaluate.families import FAMILIES, FORECAST_FAMILIES
 from climdiff.models.presets import MODEL_KINDS
+from climdiff.resume import without_added_defaults
 from climdiff.sampling.config import SamplerConfig
 
 METHODS = ("guided", "unguided", "vdm")
@@ -100,10 +101,7 @@ class CompareProtocol:
     def to_dict(self) -> dict[str, Any]:
         """The protocol as a dict (an experiment folder's identity); the default Heun solver is left
         out, so that folders started before the solver could be chosen still resume."""
-        values = dataclasses.asdict(self)
-        if values["solver"] == SamplerConfig.solver:
-            del values["solver"]
-        return values
+        return without_added_defaults(dataclasses.asdict(self), {"solver": SamplerConfig.solver})
 
 
 def _check_length(name: str, years: int | None, days: int | None) -> None:

@@ -15,6 +15,7 @@ from typing import Any
 
 from climdiff.errors import ClimdiffError
 from climdiff.finite import require_finite_settings
+from climdiff.resume import without_added_defaults
 
 SOLVERS = ("heun", "dpmpp_2m")
 
@@ -60,10 +61,7 @@ class SamplerConfig:
     def to_dict(self) -> dict[str, Any]:
         """The settings as a dict; the default Heun solver is left out, so that the bundles and
         stores written before the solver could be chosen keep their identity (resume compares it)."""
-        values = dataclasses.asdict(self)
-        if values["solver"] == "heun":
-            del values["solver"]
-        return values
+        return without_added_defaults(dataclasses.asdict(self), {"solver": "heun"})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> SamplerConfig:

@@ -13,6 +13,7 @@ from climdiff.data.windows import require_negatives, require_synthetic_negatives
 from climdiff.errors import ClimdiffError
 from climdiff.finite import require_finite_settings
 from climdiff.models.presets import MODEL_KINDS, PRESETS
+from climdiff.resume import without_added_defaults
 
 # Optimisation defaults per model preset. `paper` follows Hess et al. (2025), Table 2: AdamW,
 # lr 1e-4, EMA 0.9999, batch 2 (IDM) / 8 (discriminator), trained by epochs.
@@ -123,8 +124,8 @@ class TrainConfig:
         """The settings a run directory is identified by: every field, except those added after
         runs were first written (:data:`ADDED_SETTINGS`) while they hold their default, so a run
         started by an earlier version still resumes."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        return {k: v for k, v in self.to_dict().items() if k not in ADDED_SETTINGS or v != defaults[k]}
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in ADDED_SETTINGS}
+        return without_added_defaults(self.to_dict(), defaults)
 
 
 # Training settings added after the first runs were written (the made-up negatives, 2026-12-04).
