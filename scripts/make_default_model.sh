@@ -5,7 +5,8 @@
 # levels sigma <= 5 (above, the discriminator is near chance: guiding there costs time, not quality).
 # The discriminator also learns from made-up negatives, the last day plus another day's change, so
 # that it judges the direction of a change and not only its size, and trains 12000 steps (it needs
-# them to tell those apart; docs/benchmarks.md, "Where the guided days go wrong").
+# them to tell those apart; docs/benchmarks.md, "Where the guided days go wrong"). Its seed (0) matters:
+# other seeds of this recipe tuned far worse (docs/benchmarks.md, tenth session).
 # Usage: [BUNDLE=OUT] [GUIDANCE=L] bash scripts/make_default_model.sh [WORK_DIR]   (about 25 minutes
 # on 2 CPU cores; re-running it continues an interrupted run)
 set -euo pipefail
