@@ -10,8 +10,7 @@
 # docs/benchmarks.md, "Where the guided days go wrong"), and a 20-step sampler without churn guided
 # with lambda = 3 at sigma <= 5 (`climdiff tune-guidance` scored 3 above 6; no churn coupled the days
 # more for less wetness),
-# integrated by DPM-Solver++(2M) (as good as Heun's 20 steps at about half the network calls; the
-# shipped bundle was made from the Heun one by `climdiff bundle --from latlon32 --solver dpmpp_2m`).
+# integrated by DPM-Solver++(2M) (as good as Heun's 20 steps at about half the network calls).
 # Usage: [BUNDLE=OUT] [GUIDANCE=L] bash scripts/make_latlon_model.sh [WORK_DIR]   (about 2 hours on
 # 2 CPU cores; re-running it continues an interrupted run)
 set -euo pipefail
