@@ -41,7 +41,8 @@ def test_a_vdm_model_runs_by_name_and_couples_its_days(name: str, cli, tmp_path)
 def test_the_one_call_solver_is_chosen_on_the_command_line_and_recorded(cli, tmp_path) -> None:
     """`--solver dpmpp_2m --churn 0` turns the guided turbulence default (Heun with churn) into the
     one-call solver: its days still follow from the days before (guided lag 1 about 0.4 over these 40
-    days, where the unguided model's days are independent), and the store says how they were drawn. Without --churn 0 the churned sampler refuses it in one line."""
+    days, where the unguided model's days are independent), and the store says how they were drawn.
+    Without --churn 0 the churned sampler refuses it in one line."""
     out = tmp_path / "multistep.zarr"
     args = ("emulate", "--model", "turbulence32", "--solver", "dpmpp_2m", "--days", "40")
     result = cli(*args, "--churn", "0", "--out", out)
